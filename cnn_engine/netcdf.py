@@ -1,0 +1,195 @@
+"""Activation volumes as CF netCDF files that ParaView's stock NetCDF reader opens as image data.
+
+Layout (netCDF-3, 64-bit offsets), upright like VTK (see :mod:`cnn_engine.volume`):
+
+* dimensions ``level``, ``y``, ``x``; coordinate variables of the same names, in input pixels
+  (``x`` = column, ``y`` = height - 1 - row, ``level`` = index x level spacing). No ``axis``
+  attributes: with them the CF reader would take x/y for longitude/latitude and build a sphere.
+* ``rank0`` ... ``rank{K-1}`` (level, y, x) float32: the k-th most active channel of each level.
+* ``image_luminance`` (level, y, x): the input picture's luminance, repeated on every level so
+  the stock reader loads it beside the activations; ``image_rgb`` (y, x, rgb): the picture.
+* per-level metadata as variables along ``level``: ``level_name``, ``level_type`` (char),
+  ``level_native_shape`` (channels, height, width), ``level_stride`` (rows, columns),
+  ``level_channel_index``, ``level_channel_score``, ``level_raw_min``, ``level_raw_max``;
+  predictions along ``prediction``.
+* global attributes: CF ``Conventions``/``title``/``source``/``history``, provenance, and
+  ``cnn_metadata``: all metadata as one JSON text, which is what :func:`read_netcdf` trusts.
+
+Files are written to a temporary name beside the target and renamed into place only when
+complete: an error never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.io import netcdf_file
+
+from .errors import FormatError, OutputError
+from .volume import ActivationVolume, luminance, upright
+
+FORMAT_NAME = "cnn_engine activation volume"
+FORMAT_VERSION = 1
+
+
+def check_writable(path: str | os.PathLike) -> Path:
+    """Fail early, before any computing, if ``path`` cannot be written. Returns it resolved."""
+    path = Path(path).expanduser()
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise OutputError(f"output path {path} is a folder; give a file name ending in .nc")
+    if not folder.is_dir():
+        raise OutputError(f"cannot write {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {path}: no permission to write in {folder}")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise OutputError(f"cannot write {path}: the existing file is read-only")
+    return path.resolve()
+
+
+def write_netcdf(volume: ActivationVolume, path: str | os.PathLike) -> Path:
+    """Write ``volume`` to ``path`` atomically (temporary file, then rename). Returns the path."""
+    path = check_writable(path)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(handle)
+    try:
+        _write(volume, temporary)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except OSError as exc:
+        _remove(temporary)
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        _remove(temporary)
+        raise
+    return path
+
+
+def _remove(name: str) -> None:
+    try:
+        os.unlink(name)
+    except FileNotFoundError:
+        pass
+
+
+def _write(volume: ActivationVolume, filename: str) -> None:
+    levels, height, width = volume.shape
+    top_k = volume.top_k
+    meta = volume.metadata_json()
+    prov = volume.provenance
+    with netcdf_file(filename, "w", version=2) as nc:
+        nc.Conventions = "CF-1.8"
+        nc.title = f"{prov.model} activations of {Path(prov.image_path).name if prov.image_path else 'an image'}"
+        nc.source = f"cnn_engine {prov.engine_version}"
+        nc.history = f"{prov.created} created by cnn_engine {prov.engine_version}"
+        nc.comment = (
+            "x, y, level in input pixels; upright (y up, image row 0 at y = height - 1); "
+            "level = level index x level_spacing. rankK = K-th most active channel of each layer."
+        )
+        nc.cnn_format = FORMAT_NAME
+        nc.cnn_format_version = np.int32(FORMAT_VERSION)
+        nc.model = prov.model
+        nc.weights = prov.weights
+        nc.trained = np.int32(prov.trained)
+        nc.image_path = prov.image_path or ""
+        nc.image_sha256 = prov.image_sha256
+        nc.normalization = volume.normalization
+        nc.level_spacing = np.float64(volume.level_spacing)
+        nc.cnn_metadata = meta
+
+        for name, size in (("level", levels), ("y", height), ("x", width), ("rank", top_k), ("rgb", 3),
+                           ("shape3", 3), ("yx", 2), ("prediction", max(1, len(volume.predictions)))):
+            nc.createDimension(name, size)
+        _coordinate(nc, "x", np.arange(width, dtype=np.float32), "image column (network input grid)")
+        _coordinate(nc, "y", np.arange(height, dtype=np.float32), "image row counted from the bottom")
+        _coordinate(nc, "level", np.arange(levels, dtype=np.float32) * np.float32(volume.level_spacing),
+                    "network depth: level index x level_spacing")
+
+        for k, (name, values) in enumerate(volume.arrays.items()):
+            var = nc.createVariable(name, "f4", ("level", "y", "x"))
+            var.long_name = f"activation of the channel ranked {k + 1} in each layer"
+            var.units = "1"
+            var.normalization = volume.normalization
+            var[:] = upright(values)
+
+        # The stock reader loads the variables sharing the dimensions of the alphabetically first
+        # multi-dimensional variable: image_luminance (level, y, x). Every other variable's name
+        # sorts after it (level_*, prediction_*), or the reader would pick their dimensions.
+        luma = nc.createVariable("image_luminance", "f4", ("level", "y", "x"))
+        luma.long_name = "network input picture luminance (Rec. 601), 0-255, repeated on every level"
+        luma[:] = np.broadcast_to(luminance(volume.image)[::-1], (levels, height, width))
+        # netCDF-3 has no unsigned byte: the picture is stored as 16-bit integers.
+        image = nc.createVariable("image_rgb", "i2", ("y", "x", "rgb"))
+        image.long_name = "network input picture, 0-255 per channel, upright"
+        image[:] = volume.image[::-1].astype(np.int16)
+
+        _text(nc, "level_name", [lv.name for lv in volume.levels], "level")
+        _text(nc, "level_type", [lv.layer_type for lv in volume.levels], "level")
+        _variable(nc, "level_native_shape", "i4", ("level", "shape3"), [lv.native_shape for lv in volume.levels],
+                  "layer output channels, height, width")
+        _variable(nc, "level_stride", "f8", ("level", "yx"), [lv.stride for lv in volume.levels],
+                  "input pixels per feature cell (rows, columns)")
+        _variable(nc, "level_channel_index", "i4", ("level", "rank"), [lv.channels for lv in volume.levels],
+                  "kept channel indices, best first (-1: the layer has fewer channels)")
+        _variable(nc, "level_channel_score", "f4", ("level", "rank"), [lv.scores for lv in volume.levels],
+                  f"ranking score ({prov.rank_by}) of each kept channel")
+        _variable(nc, "level_raw_min", "f4", ("level",), [lv.raw_min for lv in volume.levels],
+                  "minimum raw activation of the kept maps")
+        _variable(nc, "level_raw_max", "f4", ("level",), [lv.raw_max for lv in volume.levels],
+                  "maximum raw activation of the kept maps")
+        predictions = volume.predictions
+        _variable(nc, "prediction_index", "i4", ("prediction",), [p.index for p in predictions] or [-1],
+                  "class index of the top predictions, most probable first")
+        _variable(nc, "prediction_probability", "f4", ("prediction",),
+                  [p.probability for p in predictions] or [np.nan], "softmax probability")
+        _text(nc, "prediction_label", [p.label for p in predictions] or [""], "prediction")
+
+
+def _coordinate(nc: netcdf_file, name: str, values: np.ndarray, long_name: str) -> None:
+    var = nc.createVariable(name, "f4", (name,))
+    var.units = "pixel"
+    var.long_name = long_name
+    var[:] = values
+
+
+def _variable(nc: netcdf_file, name: str, kind: str, dims: tuple[str, ...], values: Any, long_name: str) -> None:
+    var = nc.createVariable(name, kind, dims)
+    var.long_name = long_name
+    var[:] = np.asarray(values, dtype=var.data.dtype)
+
+
+def _text(nc: netcdf_file, name: str, strings: list[str], dim: str) -> None:
+    encoded = [s.encode("utf-8") for s in strings]
+    width = max(1, max(len(s) for s in encoded))
+    nc.createDimension(f"{name}_strlen", width)
+    var = nc.createVariable(name, "c", (dim, f"{name}_strlen"))
+    var[:] = np.array([list(s.ljust(width, b"\0")) for s in encoded], dtype="S1").reshape(len(encoded), width)
+
+
+def read_netcdf(path: str | os.PathLike) -> ActivationVolume:
+    """Read a volume written by :func:`write_netcdf`; arrays come back in image order."""
+    path = Path(path)
+    if not path.is_file():
+        raise FormatError(f"netCDF file not found: {path}")
+    try:
+        nc = netcdf_file(str(path), "r", mmap=False)
+    except Exception as exc:
+        raise FormatError(f"not a netCDF-3 file: {path} ({exc})") from None
+    with nc:
+        if _attribute(nc, "cnn_format") != FORMAT_NAME:
+            raise FormatError(f"{path} is a netCDF file, but not an activation volume written by cnn_engine")
+        metadata = json.loads(_attribute(nc, "cnn_metadata"))
+        names = sorted((n for n in nc.variables if n.startswith("rank") and n[4:].isdigit()), key=lambda n: int(n[4:]))
+        arrays = {name: np.ascontiguousarray(upright(nc.variables[name].data.astype(np.float32))) for name in names}
+        image = np.ascontiguousarray(nc.variables["image_rgb"].data[::-1].astype(np.uint8))
+    return ActivationVolume.from_parts(arrays, image, metadata)
+
+
+def _attribute(nc: netcdf_file, name: str) -> str:
+    value = getattr(nc, name, b"")
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)

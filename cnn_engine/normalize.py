@@ -1,0 +1,74 @@
+"""Scaling activation values so that levels of very different ranges can be compared or shown.
+
+Works on arrays shaped (levels, height, width). NaN cells (ranks beyond a layer's channel count)
+are ignored and stay NaN. A constant level (no spread) becomes 0 instead of dividing by zero.
+
+``per-level-minmax`` (default, as in the original study)
+    each level to [0, 1] by its own min and max.
+``per-level-percentile``
+    each level clipped to its own low/high percentiles (default 1 and 99), then to [0, 1].
+``per-level-zscore``
+    each level to zero mean and unit standard deviation.
+``global-minmax``
+    the whole array to [0, 1] by its overall min and max.
+``none``
+    values unchanged.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from .errors import CnnEngineError
+
+NORMALIZATIONS = ("per-level-minmax", "per-level-percentile", "per-level-zscore", "global-minmax", "none")
+DEFAULT_PERCENTILES = (1.0, 99.0)
+
+
+def parse_normalization(name: str) -> str:
+    """Canonical name for ``name``; case, ``-`` and ``_`` are ignored (``PerLevelMinMax`` works)."""
+    key = name.replace("-", "").replace("_", "").lower()
+    aliases = {n.replace("-", ""): n for n in NORMALIZATIONS}
+    aliases["global"] = "global-minmax"
+    if key not in aliases:
+        raise CnnEngineError(f"unknown normalization {name!r}: use one of {', '.join(NORMALIZATIONS)}")
+    return aliases[key]
+
+
+def normalize(
+    values: np.ndarray, method: str = "per-level-minmax", percentiles: tuple[float, float] = DEFAULT_PERCENTILES
+) -> np.ndarray:
+    """Return a normalised float32 copy of ``values`` (levels, height, width)."""
+    method = parse_normalization(method)
+    values = np.asarray(values, dtype=np.float32)
+    if method == "none":
+        return values.copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN levels: their result stays NaN
+        if method == "global-minmax":
+            return _scale(values, np.nanmin(values), np.nanmax(values))
+        per_level = (1, 2)
+        if method == "per-level-minmax":
+            low = np.nanmin(values, axis=per_level, keepdims=True)
+            high = np.nanmax(values, axis=per_level, keepdims=True)
+            return _scale(values, low, high)
+        if method == "per-level-percentile":
+            lo_q, hi_q = percentiles
+            if not 0 <= lo_q < hi_q <= 100:
+                raise CnnEngineError(f"percentile range {percentiles} must satisfy 0 <= low < high <= 100")
+            low = np.nanpercentile(values, lo_q, axis=per_level, keepdims=True).astype(np.float32)
+            high = np.nanpercentile(values, hi_q, axis=per_level, keepdims=True).astype(np.float32)
+            return _scale(np.clip(values, low, high), low, high)
+        mean = np.nanmean(values, axis=per_level, keepdims=True, dtype=np.float64)
+        std = np.nanstd(values, axis=per_level, keepdims=True, dtype=np.float64)
+        safe = np.where(std > 0, std, 1.0)
+        return np.where(std > 0, (values - mean) / safe, np.where(np.isnan(values), np.nan, 0.0)).astype(np.float32)
+
+
+def _scale(values: np.ndarray, low, high) -> np.ndarray:
+    spread = np.asarray(high - low, dtype=np.float64)
+    safe = np.where(spread > 0, spread, 1.0)
+    scaled = np.where(spread > 0, (values - low) / safe, np.where(np.isnan(values), np.nan, 0.0))
+    return scaled.astype(np.float32)

@@ -1,0 +1,64 @@
+"""Converting an activation volume to a ``vtkImageData`` (the only module that imports VTK)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .volume import ActivationVolume, luminance, upright
+
+
+def volume_to_vtk(volume: ActivationVolume):
+    """See :meth:`ActivationVolume.to_vtk` for the layout."""
+    from vtkmodules.util import numpy_support
+    from vtkmodules.vtkCommonCore import vtkStringArray
+    from vtkmodules.vtkCommonDataModel import vtkImageData
+
+    levels, height, width = volume.shape
+    image = vtkImageData()
+    image.SetDimensions(width, height, levels)
+    image.SetSpacing(1.0, 1.0, volume.level_spacing)
+    image.SetOrigin(0.0, 0.0, 0.0)
+
+    def point_array(name: str, values: np.ndarray, components: int = 1):
+        flat = np.ascontiguousarray(values).reshape(-1, components) if components > 1 else np.ascontiguousarray(values).ravel()
+        array = numpy_support.numpy_to_vtk(flat, deep=True)
+        array.SetName(name)
+        image.GetPointData().AddArray(array)
+
+    for name, values in volume.arrays.items():
+        point_array(name, upright(values))
+    picture = volume.image[::-1]  # upright
+    point_array("image_rgb", np.broadcast_to(picture, (levels,) + picture.shape), components=3)
+    point_array("image_luminance", np.broadcast_to(luminance(picture), (levels, height, width)))
+    if volume.arrays:
+        image.GetPointData().SetActiveScalars(next(iter(volume.arrays)))
+
+    field = image.GetFieldData()
+
+    def strings(name: str, values: list[str]) -> None:
+        array = vtkStringArray()
+        array.SetName(name)
+        for value in values:
+            array.InsertNextValue(value)
+        field.AddArray(array)
+
+    def numbers(name: str, values, dtype, components: int = 1) -> None:
+        table = np.asarray(values, dtype=dtype).reshape(-1, components)
+        array = numpy_support.numpy_to_vtk(table if components > 1 else table.ravel(), deep=True)
+        array.SetName(name)
+        field.AddArray(array)
+
+    lv = volume.levels
+    strings("level_name", [level.name for level in lv])
+    strings("level_type", [level.layer_type for level in lv])
+    numbers("native_shape", [level.native_shape for level in lv], np.int32, 3)
+    numbers("stride", [level.stride for level in lv], np.float64, 2)
+    numbers("channel_index", [level.channels for level in lv], np.int32, volume.top_k)
+    numbers("channel_score", [level.scores for level in lv], np.float32, volume.top_k)
+    numbers("raw_min", [level.raw_min for level in lv], np.float32)
+    numbers("raw_max", [level.raw_max for level in lv], np.float32)
+    numbers("prediction_index", [p.index for p in volume.predictions], np.int32)
+    numbers("prediction_probability", [p.probability for p in volume.predictions], np.float32)
+    strings("prediction_label", [p.label for p in volume.predictions])
+    strings("cnn_metadata", [volume.metadata_json()])
+    return image

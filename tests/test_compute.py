@@ -1,0 +1,128 @@
+"""compute_volume against an independent capture of the same layers by torchvision."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torchvision.models.feature_extraction import create_feature_extractor
+
+import cnn_engine
+from cnn_engine.preprocess import Preprocessing, network_input
+from cnn_engine.images import load_image
+
+
+@pytest.fixture(scope="module")
+def reference_features(resnet50_random, cat_path):
+    """layer1.0 and layer4.2 outputs on the cat, captured by torchvision's feature extractor."""
+    extractor = create_feature_extractor(resnet50_random.module, {"layer1.0": "layer1.0", "layer4.2": "layer4.2"})
+    net_in = network_input(load_image(cat_path).image, Preprocessing(), resnet50_random.mean, resnet50_random.std)
+    with torch.inference_mode():
+        return {name: out[0] for name, out in extractor(net_in.tensor).items()}
+
+
+def test_volume_shape_and_arrays(cat_volume):
+    assert cat_volume.shape == (19, 224, 337)  # the 451x300 cat, short side to 224
+    assert list(cat_volume.arrays) == ["rank0", "rank1", "rank2", "rank3"]
+    assert all(a.shape == (19, 224, 337) and a.dtype == np.float32 for a in cat_volume.arrays.values())
+
+
+def test_top_channel_matches_independent_capture(cat_volume, reference_features):
+    feature = reference_features["layer4.2"]  # (2048, 7, 11)
+    expected_order = torch.sort(feature.mean(dim=(1, 2)), descending=True, stable=True).indices[:4].tolist()
+    level = cat_volume.levels[18]
+    assert level.name == "layer4.2"
+    assert list(level.channels) == expected_order
+    assert level.native_shape == (2048, 7, 11)
+
+
+def test_nearest_level_is_an_exact_block_repeat_of_the_layer_output(cat_volume, reference_features):
+    feature = reference_features["layer1.0"]  # (256, 56, 85) on a 224x337 input: stride 4 rows
+    level = cat_volume.levels[3]
+    channel = level.channels[0]
+    volume_map = cat_volume.arrays["rank0"][3]
+    rows = np.repeat(np.arange(56), 4)
+    cols = np.minimum(((np.arange(337) + 0.5) * 85 / 337).astype(int), 84)
+    assert np.array_equal(volume_map, feature[channel].numpy()[rows][:, cols])
+    assert level.raw_max == pytest.approx(float(feature[list(level.channels)].max()))
+
+
+def test_square_input_gives_exact_strides(resnet50_random, cat_path):
+    vol = cnn_engine.compute_volume(resnet50_random, cat_path, fit="center-crop", top_k=1)
+    assert vol.shape == (19, 224, 224)
+    assert [lv.stride for lv in vol.levels][::6] == [(1.0, 1.0), (8.0, 8.0), (16.0, 16.0), (32.0, 32.0)]
+
+
+def test_input_level_has_three_channels_and_nan_beyond(cat_volume):
+    level = cat_volume.levels[0]
+    assert level.native_shape == (3, 224, 337)
+    assert level.channels[3] == -1 and np.isnan(level.scores[3])
+    assert np.isnan(cat_volume.arrays["rank3"][0]).all()
+    assert not np.isnan(cat_volume.arrays["rank3"][1:]).any()
+
+
+def test_predictions_are_top5_probabilities(cat_volume):
+    probabilities = [p.probability for p in cat_volume.predictions]
+    assert [p.rank for p in cat_volume.predictions] == [1, 2, 3, 4, 5]
+    assert probabilities == sorted(probabilities, reverse=True) and 0 < sum(probabilities) <= 1
+    assert all(isinstance(p.label, str) and p.label for p in cat_volume.predictions)
+
+
+def test_provenance_records_image_model_and_settings(cat_volume, cat_path):
+    prov = cat_volume.provenance
+    assert prov.image_path == str(cat_path.resolve())
+    assert (prov.model, prov.weights, prov.trained) == ("resnet50", "random (seed 0)", False)
+    assert prov.preprocessing == {"fit": "short-side", "size": 224, "max_side": 1024}
+    assert (prov.layers, prov.top_k, prov.rank_by, prov.interpolation) == ("blocks", 4, "mean", "nearest")
+    assert prov.engine_version == cnn_engine.__version__
+
+
+def test_default_level_spacing_makes_the_volume_as_deep_as_the_short_side(cat_volume):
+    assert cat_volume.level_spacing == pytest.approx(224 / 19)
+
+
+def test_same_input_gives_identical_arrays(resnet50_random, cat_path, cat_volume):
+    again = cnn_engine.compute_volume(resnet50_random, cat_path, layers="blocks", top_k=4)
+    assert all(np.array_equal(again.arrays[k], cat_volume.arrays[k], equal_nan=True) for k in again.arrays)
+
+
+def test_pil_image_and_array_give_the_same_volume_as_the_file(resnet50_random, cat_path, cat_volume):
+    array = np.asarray(load_image(cat_path).image)
+    vol = cnn_engine.compute_volume(resnet50_random, array, layers="blocks", top_k=4)
+    assert np.array_equal(vol.arrays["rank0"], cat_volume.arrays["rank0"], equal_nan=True)
+    assert vol.provenance.image_path is None
+
+
+def test_bilinear_differs_from_nearest_but_keeps_the_same_channels(resnet50_random, cat_path, cat_volume):
+    vol = cnn_engine.compute_volume(resnet50_random, cat_path, top_k=4, interpolation="bilinear")
+    assert [lv.channels for lv in vol.levels] == [lv.channels for lv in cat_volume.levels]
+    assert not np.array_equal(vol.arrays["rank0"][18], cat_volume.arrays["rank0"][18])
+
+
+def test_progress_reports_every_level(resnet50_random, cat_path):
+    seen = []
+    cnn_engine.compute_volume(resnet50_random, cat_path, top_k=1, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(i, 19) for i in range(1, 20)]
+
+
+def test_plain_torch_module_is_accepted(cat_path):
+    import torchvision
+
+    module = torchvision.models.resnet18(weights=None)
+    vol = cnn_engine.compute_volume(module, cat_path, layers="blocks", top_k=1)
+    assert len(vol.levels) == 11 and vol.provenance.model == "resnet"
+
+
+def test_native_size_is_capped_with_a_notice(resnet50_random, samples):
+    with pytest.warns(UserWarning, match=r"scaled down to 256x300"):
+        vol = cnn_engine.compute_volume(resnet50_random, samples / "grace_hopper.jpg", fit="native", max_side=300, top_k=1)
+    assert vol.shape[1:] == (300, 256)
+
+
+def test_bad_settings_are_named(resnet50_random, cat_path):
+    with pytest.raises(cnn_engine.CnnEngineError, match="top_k must be at least 1"):
+        cnn_engine.compute_volume(resnet50_random, cat_path, top_k=0)
+    with pytest.raises(cnn_engine.CnnEngineError, match="unknown ranking 'median'"):
+        cnn_engine.compute_volume(resnet50_random, cat_path, rank_by="median")
+    with pytest.raises(cnn_engine.CnnEngineError, match="unknown fit 'stretch'"):
+        cnn_engine.compute_volume(resnet50_random, cat_path, fit="stretch")

@@ -1,0 +1,70 @@
+"""Normalisations on hand-made (levels, height, width) arrays with exact results."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cnn_engine import CnnEngineError
+from cnn_engine.normalize import normalize, parse_normalization
+
+LEVELS = np.array(
+    [
+        [[0.0, 5.0], [10.0, 20.0]],  # spread 20
+        [[-1.0, -1.0], [-1.0, -1.0]],  # constant
+        [[2.0, 4.0], [6.0, 8.0]],
+    ],
+    dtype=np.float32,
+)
+
+
+def test_per_level_minmax_maps_each_level_to_unit_range():
+    out = normalize(LEVELS, "per-level-minmax")
+    assert out[0].tolist() == [[0.0, 0.25], [0.5, 1.0]]
+    assert np.allclose(out[2], [[0.0, 1 / 3], [2 / 3, 1.0]], rtol=0, atol=1e-7)
+
+
+def test_constant_level_becomes_zero_without_dividing_by_zero():
+    with np.errstate(all="raise"):
+        out = normalize(LEVELS, "per-level-minmax")
+        z = normalize(LEVELS, "per-level-zscore")
+    assert out[1].tolist() == [[0.0, 0.0], [0.0, 0.0]]
+    assert z[1].tolist() == [[0.0, 0.0], [0.0, 0.0]]
+
+
+def test_global_minmax_uses_the_whole_array():
+    out = normalize(LEVELS, "global-minmax")
+    assert out[1, 0, 0] == 0.0 and out[0, 1, 1] == 1.0
+    assert out[0, 0, 0] == pytest.approx(1 / 21)
+
+
+def test_per_level_zscore():
+    out = normalize(LEVELS, "per-level-zscore")
+    assert out[2].tolist() == pytest.approx(np.array([[-3, -1], [1, 3]]) / np.sqrt(5), abs=1e-6)
+
+
+def test_per_level_percentile_clips_then_scales():
+    values = np.arange(101, dtype=np.float32).reshape(1, 1, 101)
+    out = normalize(values, "per-level-percentile", percentiles=(10, 90))
+    assert out[0, 0, 0] == 0.0 and out[0, 0, 10] == 0.0
+    assert out[0, 0, 50] == pytest.approx(0.5)
+    assert out[0, 0, 90] == 1.0 and out[0, 0, 100] == 1.0
+
+
+def test_none_returns_the_values_unchanged():
+    out = normalize(LEVELS, "none")
+    assert np.array_equal(out, LEVELS) and out is not LEVELS
+
+
+def test_nan_cells_stay_nan_and_are_ignored():
+    values = np.array([[[np.nan, 1.0], [3.0, 5.0]]], np.float32)
+    out = normalize(values, "per-level-minmax")
+    assert np.isnan(out[0, 0, 0])
+    assert out[0].ravel()[1:].tolist() == [0.0, 0.5, 1.0]
+
+
+def test_names_are_accepted_in_the_plugin_spelling_too():
+    assert parse_normalization("PerLevelMinMax") == "per-level-minmax"
+    assert parse_normalization("Global") == "global-minmax"
+    with pytest.raises(CnnEngineError, match="unknown normalization 'sideways'"):
+        parse_normalization("sideways")
