@@ -70,7 +70,7 @@ def compute_volume(
         raise CnnEngineError(f"level spacing must be positive, not {level_spacing}")
 
     # (rank, level, row, column): each rank's (level, row, column) block is contiguous.
-    block = np.full((top_k, len(levels), height, width), np.nan, dtype=np.float32)
+    block = np.empty((top_k, len(levels), height, width), dtype=np.float32)
     infos: list[LevelInfo | None] = [None] * len(levels)
 
     def capture(index: int, output: torch.Tensor) -> None:
@@ -81,6 +81,8 @@ def compute_volume(
         kept = maps.index_select(0, channels)
         resample_into(block[: len(channels), index], kept, interpolation)
         padding = top_k - len(channels)
+        if padding:
+            block[len(channels):, index] = np.nan
         infos[index] = LevelInfo(
             index=index,
             name=levels[index].name,

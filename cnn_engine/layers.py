@@ -60,6 +60,8 @@ class LayerCatalog:
         self.nodes: list[GraphNode] = graph_nodes(module)
         self._index = {node.name: i for i, node in enumerate(self.nodes)}
         self.reference_shapes = probe_shapes(module, [n.name for n in self.nodes], REFERENCE_SIZE)
+        self._modules = {name for name, _ in module.named_modules() if name}
+        self._resolved: dict[tuple[str, ...], list[LevelSpec]] = {}
 
     def is_spatial(self, node_name: str) -> bool:
         shape = self.reference_shapes.get(node_name)
@@ -71,6 +73,12 @@ class LayerCatalog:
         Raises :class:`LayerError` for unknown names (listing close matches) and for layers
         without a spatial output.
         """
+        key = (layers,) if isinstance(layers, str) else tuple(layers)
+        if key not in self._resolved:
+            self._resolved[key] = self._resolve(layers)
+        return list(self._resolved[key])
+
+    def _resolve(self, layers: LayerSelection) -> list[LevelSpec]:
         if isinstance(layers, str):
             if layers in LAYER_SETS:
                 return getattr(self, f"_{layers}")()
@@ -113,7 +121,7 @@ class LayerCatalog:
         return node.layer_type
 
     def _module_names(self) -> set[str]:
-        return {name for name, _ in self._module.named_modules() if name}
+        return self._modules
 
     def _input(self) -> LevelSpec:
         return LevelSpec(name=INPUT, node=INPUT, layer_type=INPUT)

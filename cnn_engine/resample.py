@@ -41,13 +41,16 @@ def resample_into(out: np.ndarray, maps: torch.Tensor, interpolation: str = "nea
         return
     if interpolation not in INTERPOLATIONS:
         raise ValueError(f"unknown interpolation {interpolation!r}: use one of {', '.join(INTERPOLATIONS)}")
-    small = maps.float().cpu().numpy()
+    small = maps.float().cpu()
     if height % h == 0 and width % w == 0:
         sy, sx = height // h, width // w
         for j in range(k):
-            # A reshape of a contiguous plane is a view: this writes straight into the volume.
-            out[j].reshape(h, sy, w, sx)[...] = small[j][:, None, :, None]
+            # The plane is contiguous, so the view shares the volume's memory: torch's copy of a
+            # broadcast (expanded) map writes the block repeat straight into it, vectorised.
+            plane = torch.from_numpy(out[j]).view(h, sy, w, sx)
+            plane.copy_(small[j][:, None, :, None].expand(h, sy, w, sx))
         return
-    rows, cols = source_index(height, h), source_index(width, w)
+    rows = torch.from_numpy(source_index(height, h))
+    cols = torch.from_numpy(source_index(width, w))
     for j in range(k):
-        out[j] = small[j].take(rows, axis=0).take(cols, axis=1)
+        torch.from_numpy(out[j]).copy_(small[j].index_select(0, rows).index_select(1, cols))

@@ -74,12 +74,12 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     try:
         loaded = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "Weights only load failed" in str(exc) or "Unsupported global" in str(exc):
+        if "GLOBAL" in str(exc) or "Unsupported global" in str(exc):
             raise WeightsError(
                 f"refusing to load {path}: it holds Python objects beyond tensors, and unpickling it "
                 "could run code. Save a plain state dict (torch.save(model.state_dict(), path)) or TorchScript"
             ) from None
-        raise WeightsError(f"not a PyTorch weights file: {path} ({exc})") from None
+        raise WeightsError(f"not a PyTorch weights file (not a tensor archive torch.load can read safely): {path}") from None
     except (RuntimeError, EOFError, ValueError, OSError, UnicodeDecodeError, AttributeError) as exc:
         raise WeightsError(f"not a PyTorch weights file (or it is damaged): {path} ({exc})") from None
     return _unwrap_state_dict(loaded, path)
