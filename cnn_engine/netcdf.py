@@ -173,21 +173,32 @@ def _text(nc: netcdf_file, name: str, strings: list[str], dim: str) -> None:
 
 def read_netcdf(path: str | os.PathLike) -> ActivationVolume:
     """Read a volume written by :func:`write_netcdf`; arrays come back in image order."""
-    path = Path(path)
-    if not path.is_file():
-        raise FormatError(f"netCDF file not found: {path}")
-    try:
-        nc = netcdf_file(str(path), "r", mmap=False)
-    except Exception as exc:
-        raise FormatError(f"not a netCDF-3 file: {path} ({exc})") from None
-    with nc:
-        if _attribute(nc, "cnn_format") != FORMAT_NAME:
-            raise FormatError(f"{path} is a netCDF file, but not an activation volume written by cnn_engine")
+    with _open_volume_file(path) as nc:
         metadata = json.loads(_attribute(nc, "cnn_metadata"))
         names = sorted((n for n in nc.variables if n.startswith("rank") and n[4:].isdigit()), key=lambda n: int(n[4:]))
         arrays = {name: np.ascontiguousarray(upright(nc.variables[name].data.astype(np.float32))) for name in names}
         image = np.ascontiguousarray(nc.variables["image_rgb"].data[::-1].astype(np.uint8))
     return ActivationVolume.from_parts(arrays, image, metadata)
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """Only the metadata of a volume file (:meth:`ActivationVolume.metadata`), without its arrays."""
+    with _open_volume_file(path, mmap=True) as nc:
+        return json.loads(_attribute(nc, "cnn_metadata"))
+
+
+def _open_volume_file(path: str | os.PathLike, mmap: bool = False) -> netcdf_file:
+    path = Path(path)
+    if not path.is_file():
+        raise FormatError(f"netCDF file not found: {path}")
+    try:
+        nc = netcdf_file(str(path), "r", mmap=mmap)
+    except Exception as exc:
+        raise FormatError(f"not a netCDF-3 file: {path} ({exc})") from None
+    if _attribute(nc, "cnn_format") != FORMAT_NAME:
+        nc.close()
+        raise FormatError(f"{path} is a netCDF file, but not an activation volume written by cnn_engine")
+    return nc
 
 
 def _attribute(nc: netcdf_file, name: str) -> str:

@@ -62,3 +62,57 @@ def volume_to_vtk(volume: ActivationVolume):
     strings("prediction_label", [p.label for p in volume.predictions])
     strings("cnn_metadata", [volume.metadata_json()])
     return image
+
+
+def predictions_table(volume: ActivationVolume):
+    """The top predictions as a ``vtkTable``: columns rank, class_index, label, probability."""
+    from vtkmodules.vtkCommonCore import vtkFloatArray, vtkIntArray, vtkStringArray
+    from vtkmodules.vtkCommonDataModel import vtkTable
+
+    table = vtkTable()
+    columns = {
+        "rank": vtkIntArray(),
+        "class_index": vtkIntArray(),
+        "label": vtkStringArray(),
+        "probability": vtkFloatArray(),
+    }
+    for name, column in columns.items():
+        column.SetName(name)
+        table.AddColumn(column)
+    for p in volume.predictions:
+        columns["rank"].InsertNextValue(p.rank)
+        columns["class_index"].InsertNextValue(p.index)
+        columns["label"].InsertNextValue(p.label)
+        columns["probability"].InsertNextValue(p.probability)
+    return table
+
+
+def metadata_from_vtk(dataset) -> dict | None:
+    """The ``cnn_metadata`` JSON a volume carries in its field data, or None."""
+    import json
+
+    array = dataset.GetFieldData().GetAbstractArray("cnn_metadata") if dataset is not None else None
+    if array is None or array.GetNumberOfValues() < 1:
+        return None
+    return json.loads(array.GetValue(0))
+
+
+def volume_from_vtk(image) -> ActivationVolume:
+    """Rebuild a volume from image data made by :func:`volume_to_vtk` (arrays back in image order)."""
+    from vtkmodules.util import numpy_support
+
+    from .errors import FormatError
+
+    metadata = metadata_from_vtk(image)
+    if metadata is None:
+        raise FormatError("the data carries no cnn_metadata field: it was not made by the CNN Activation Volume source")
+    width, height, levels = image.GetDimensions()
+    points = image.GetPointData()
+    names = [points.GetArrayName(i) for i in range(points.GetNumberOfArrays())]
+    ranks = sorted((n for n in names if n.startswith("rank") and n[4:].isdigit()), key=lambda n: int(n[4:]))
+    arrays = {
+        name: np.ascontiguousarray(upright(numpy_support.vtk_to_numpy(points.GetArray(name)).reshape(levels, height, width)))
+        for name in ranks
+    }
+    rgb = numpy_support.vtk_to_numpy(points.GetArray("image_rgb")).reshape(levels, height, width, 3)[0]
+    return ActivationVolume.from_parts(arrays, np.ascontiguousarray(rgb[::-1]), metadata)

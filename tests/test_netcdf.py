@@ -70,3 +70,10 @@ def test_reading_another_netcdf_is_a_format_error(tmp_path):
         nc.createVariable("t", "f4", ("t",))[:] = [0, 1]
     with pytest.raises(FormatError, match="not an activation volume written by cnn_engine"):
         cnn_engine.read_netcdf(tmp_path / "other.nc")
+
+
+def test_metadata_alone_can_be_read(cat_volume, tmp_path):
+    from cnn_engine.netcdf import read_metadata
+
+    path = cat_volume.to_netcdf(tmp_path / "m.nc")
+    assert read_metadata(path)["levels"][3]["name"] == "layer1.0"

@@ -68,3 +68,31 @@ def test_names_are_accepted_in_the_plugin_spelling_too():
     assert parse_normalization("Global") == "global-minmax"
     with pytest.raises(CnnEngineError, match="unknown normalization 'sideways'"):
         parse_normalization("sideways")
+
+
+# Channel choices and level ranges (cnn_engine.selection), on the same hand-made values.
+from cnn_engine.selection import combine_ranks, layer_view  # noqa: E402
+
+RANK0 = np.array([[[1.0, 4.0]], [[2.0, 2.0]]], np.float32)  # 2 levels of 1x2
+RANK1 = np.array([[[3.0, 0.0]], [[np.nan, np.nan]]], np.float32)
+
+
+def test_top1_is_rank0_and_rank_picks_one():
+    assert np.array_equal(combine_ranks([RANK0, RANK1], "Top1"), RANK0)
+    assert np.array_equal(combine_ranks([RANK0, RANK1], "rank", 1), RANK1, equal_nan=True)
+
+
+def test_mean_and_max_over_ranks_ignore_nan():
+    assert combine_ranks([RANK0, RANK1], "MeanTopK").tolist() == [[[2.0, 2.0]], [[2.0, 2.0]]]
+    assert combine_ranks([RANK0, RANK1], "max-top-k").tolist() == [[[3.0, 4.0]], [[2.0, 2.0]]]
+
+
+def test_rank_beyond_the_kept_ones_is_an_error():
+    with pytest.raises(CnnEngineError, match="rank 2 asked for, but the volume keeps ranks 0 to 1"):
+        combine_ranks([RANK0, RANK1], "rank", 2)
+
+
+def test_layer_view_keeps_the_level_range_and_normalises():
+    view, levels = layer_view([RANK0, RANK1], "max-top-k", first=0, last=0)
+    assert levels == slice(0, 1)
+    assert view.tolist() == [[[0.0, 1.0]]]

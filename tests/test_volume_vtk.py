@@ -42,3 +42,21 @@ def test_field_data_describes_every_level(vtk_image, cat_volume):
     metadata = json.loads(field.GetAbstractArray("cnn_metadata").GetValue(0))
     assert metadata["provenance"]["model"] == "resnet50"
     assert [p["label"] for p in metadata["predictions"]] == [p.label for p in cat_volume.predictions]
+
+
+def test_volume_comes_back_from_vtk(vtk_image, cat_volume):
+    from cnn_engine.vtk_export import volume_from_vtk
+
+    back = volume_from_vtk(vtk_image)
+    assert back.metadata_json() == cat_volume.metadata_json()
+    assert np.array_equal(back.image, cat_volume.image)
+    assert all(np.array_equal(back.arrays[k], cat_volume.arrays[k], equal_nan=True) for k in cat_volume.arrays)
+
+
+def test_predictions_table_has_one_row_per_prediction(cat_volume):
+    from cnn_engine.vtk_export import predictions_table
+
+    table = predictions_table(cat_volume)
+    assert table.GetNumberOfRows() == 5
+    assert [table.GetColumn(i).GetName() for i in range(4)] == ["rank", "class_index", "label", "probability"]
+    assert table.GetColumnByName("label").GetValue(0) == cat_volume.predictions[0].label
