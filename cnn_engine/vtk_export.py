@@ -20,8 +20,10 @@ def volume_to_vtk(volume: ActivationVolume):
     image.SetOrigin(0.0, 0.0, 0.0)
 
     def point_array(name: str, values: np.ndarray, components: int = 1):
-        flat = np.ascontiguousarray(values).reshape(-1, components) if components > 1 else np.ascontiguousarray(values).ravel()
-        array = numpy_support.numpy_to_vtk(flat, deep=True)
+        # One copy into a fresh C-ordered buffer, which the VTK array then shares (deep=False
+        # keeps a reference to it): x fastest, then y, then z, as VTK expects.
+        flat = np.array(values, order="C", copy=True).reshape((-1, components) if components > 1 else (-1,))
+        array = numpy_support.numpy_to_vtk(flat, deep=False)
         array.SetName(name)
         image.GetPointData().AddArray(array)
 

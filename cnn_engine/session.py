@@ -1,0 +1,90 @@
+"""Keeping the last model and the last volume, so that asking again costs nothing.
+
+Interactive front ends (the ParaView source, notebooks) ask for volumes over and over with
+mostly the same settings. A :class:`Session` rebuilds the model only when model, weights or
+device change, runs the network only when the image (its path, size and modification time) or
+a setting that shapes the activations changes, and counts its forward passes so that callers
+and tests can see what was re-run.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from .compute import Progress, compute_volume
+from .models import CnnModel, load_model
+from .volume import ActivationVolume
+
+
+@dataclass(frozen=True)
+class VolumeRequest:
+    """Everything that decides a volume (see :func:`cnn_engine.compute_volume`)."""
+
+    image: str
+    model: str = "resnet50"
+    weights: str | None = None
+    device: str = "auto"
+    layers: str = "blocks"
+    top_k: int = 4
+    rank_by: str = "mean"
+    input_size: int = 224
+    fit: str = "short-side"
+    interpolation: str = "nearest"
+    level_spacing: float | None = None
+
+    def model_key(self) -> tuple[Any, ...]:
+        return (self.model, self.weights, self.device)
+
+    def activation_key(self) -> tuple[Any, ...]:
+        # Level spacing only places the levels: changing it must not re-run the network.
+        return (self.model_key(), _file_identity(self.image), self.layers, self.top_k, self.rank_by,
+                self.input_size, self.fit, self.interpolation)
+
+
+def _file_identity(path: str) -> tuple[Any, ...]:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return (path,)  # compute_volume will report the missing file
+    return (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+class Session:
+    """The last model and volume, reused while the request allows it."""
+
+    def __init__(self) -> None:
+        self.forward_passes = 0
+        self.model_builds = 0
+        self._model: CnnModel | None = None
+        self._model_key: tuple[Any, ...] | None = None
+        self._volume: ActivationVolume | None = None
+        self._volume_key: tuple[Any, ...] | None = None
+
+    def model(self, request: VolumeRequest) -> CnnModel:
+        if self._model is None or self._model_key != request.model_key():
+            self._model, self._volume, self._volume_key = None, None, None  # free the old one first
+            self._model = load_model(request.model, weights=request.weights, device=request.device)
+            self._model_key = request.model_key()
+            self.model_builds += 1
+        return self._model
+
+    def volume(self, request: VolumeRequest, progress: Progress | None = None) -> ActivationVolume:
+        """The volume for ``request``, computing only what changed since the last call."""
+        key = request.activation_key()
+        if self._volume is None or self._volume_key != key:
+            model = self.model(request)
+            self._volume = None
+            self._volume = compute_volume(
+                model, request.image, layers=request.layers, top_k=request.top_k, rank_by=request.rank_by,
+                input_size=request.input_size, fit=request.fit, interpolation=request.interpolation,
+                progress=progress,
+            )
+            self._volume_key = key
+            self.forward_passes += 1
+        volume = self._volume
+        if request.level_spacing is not None and request.level_spacing != volume.level_spacing:
+            volume = replace(volume, level_spacing=float(request.level_spacing))
+        return volume

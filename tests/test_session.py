@@ -1,0 +1,58 @@
+"""A Session re-runs only what a changed request needs."""
+
+from __future__ import annotations
+
+import pytest
+
+from cnn_engine import ImageError
+from cnn_engine.session import Session, VolumeRequest
+
+
+@pytest.fixture()
+def request_(cat_path):
+    return VolumeRequest(image=str(cat_path), model="resnet18", weights="random", device="cpu", top_k=2)
+
+
+def test_same_request_does_not_run_the_network_again(request_):
+    session = Session()
+    first = session.volume(request_)
+    second = session.volume(request_)
+    assert second is first
+    assert (session.forward_passes, session.model_builds) == (1, 1)
+
+
+def test_level_spacing_changes_the_volume_without_a_forward_pass(request_):
+    from dataclasses import replace
+
+    session = Session()
+    session.volume(request_)
+    spaced = session.volume(replace(request_, level_spacing=3.0))
+    assert spaced.level_spacing == 3.0
+    assert session.forward_passes == 1
+
+
+def test_new_image_runs_the_network_but_keeps_the_model(request_, samples):
+    from dataclasses import replace
+
+    session = Session()
+    session.volume(request_)
+    session.volume(replace(request_, image=str(samples / "coffee.jpg")))
+    assert (session.forward_passes, session.model_builds) == (2, 1)
+
+
+def test_new_weights_rebuild_the_model(request_):
+    from dataclasses import replace
+
+    session = Session()
+    session.volume(request_)
+    session.volume(replace(request_, weights="random", model="resnet34"))
+    assert (session.forward_passes, session.model_builds) == (2, 2)
+
+
+def test_a_failed_request_leaves_the_session_usable(request_, tmp_path):
+    from dataclasses import replace
+
+    session = Session()
+    with pytest.raises(ImageError):
+        session.volume(replace(request_, image=str(tmp_path / "missing.jpg")))
+    assert session.volume(request_).shape[0] == 11
