@@ -10,7 +10,6 @@ from .volume import ActivationVolume, luminance, upright
 def volume_to_vtk(volume: ActivationVolume):
     """See :meth:`ActivationVolume.to_vtk` for the layout."""
     from vtkmodules.util import numpy_support
-    from vtkmodules.vtkCommonCore import vtkStringArray
     from vtkmodules.vtkCommonDataModel import vtkImageData
 
     levels, height, width = volume.shape
@@ -35,7 +34,21 @@ def volume_to_vtk(volume: ActivationVolume):
     if volume.arrays:
         image.GetPointData().SetActiveScalars(next(iter(volume.arrays)))
 
-    field = image.GetFieldData()
+    add_metadata_fields(image.GetFieldData(), volume.metadata())
+    return image
+
+
+def add_metadata_fields(field, metadata: dict) -> None:
+    """Per-level metadata and predictions as field arrays, plus all of it as ``cnn_metadata`` JSON.
+
+    ``metadata`` is :meth:`ActivationVolume.metadata` (or the same read from a file).
+    """
+    import json
+
+    from vtkmodules.util import numpy_support
+    from vtkmodules.vtkCommonCore import vtkStringArray
+
+    from .volume import _json_safe
 
     def strings(name: str, values: list[str]) -> None:
         array = vtkStringArray()
@@ -50,20 +63,21 @@ def volume_to_vtk(volume: ActivationVolume):
         array.SetName(name)
         field.AddArray(array)
 
-    lv = volume.levels
-    strings("level_name", [level.name for level in lv])
-    strings("level_type", [level.layer_type for level in lv])
-    numbers("native_shape", [level.native_shape for level in lv], np.int32, 3)
-    numbers("stride", [level.stride for level in lv], np.float64, 2)
-    numbers("channel_index", [level.channels for level in lv], np.int32, volume.top_k)
-    numbers("channel_score", [level.scores for level in lv], np.float32, volume.top_k)
-    numbers("raw_min", [level.raw_min for level in lv], np.float32)
-    numbers("raw_max", [level.raw_max for level in lv], np.float32)
-    numbers("prediction_index", [p.index for p in volume.predictions], np.int32)
-    numbers("prediction_probability", [p.probability for p in volume.predictions], np.float32)
-    strings("prediction_label", [p.label for p in volume.predictions])
-    strings("cnn_metadata", [volume.metadata_json()])
-    return image
+    levels, predictions = metadata["levels"], metadata["predictions"]
+    top_k = len(levels[0]["channels"]) if levels else 0
+    nan = float("nan")
+    strings("level_name", [lv["name"] for lv in levels])
+    strings("level_type", [lv["layer_type"] for lv in levels])
+    numbers("native_shape", [lv["native_shape"] for lv in levels], np.int32, 3)
+    numbers("stride", [lv["stride"] for lv in levels], np.float64, 2)
+    numbers("channel_index", [lv["channels"] for lv in levels], np.int32, top_k)
+    numbers("channel_score", [[nan if v is None else v for v in lv["scores"]] for lv in levels], np.float32, top_k)
+    numbers("raw_min", [nan if lv["raw_min"] is None else lv["raw_min"] for lv in levels], np.float32)
+    numbers("raw_max", [nan if lv["raw_max"] is None else lv["raw_max"] for lv in levels], np.float32)
+    numbers("prediction_index", [p["index"] for p in predictions], np.int32)
+    numbers("prediction_probability", [p["probability"] for p in predictions], np.float32)
+    strings("prediction_label", [p["label"] for p in predictions])
+    strings("cnn_metadata", [json.dumps(_json_safe(metadata), allow_nan=False)])
 
 
 def predictions_table(volume: ActivationVolume):
@@ -109,8 +123,15 @@ def volume_from_vtk(image) -> ActivationVolume:
     if metadata is None:
         raise FormatError("the data carries no cnn_metadata field: it was not made by the CNN Activation Volume source")
     width, height, levels = image.GetDimensions()
+    if levels != len(metadata["levels"]):
+        raise FormatError(
+            f"the data has {levels} levels but its metadata describes {len(metadata['levels'])}: save the "
+            "CNN Activation Volume itself, not a part of it made by a filter"
+        )
     points = image.GetPointData()
     names = [points.GetArrayName(i) for i in range(points.GetNumberOfArrays())]
+    if points.GetArray("image_rgb") is None or not any(n.startswith("rank") for n in names if n):
+        raise FormatError("the data has no rank0... and image_rgb arrays: it is not a CNN Activation Volume")
     ranks = sorted((n for n in names if n.startswith("rank") and n[4:].isdigit()), key=lambda n: int(n[4:]))
     arrays = {
         name: np.ascontiguousarray(upright(numpy_support.vtk_to_numpy(points.GetArray(name)).reshape(levels, height, width)))

@@ -1,0 +1,410 @@
+"""The ParaView proxies. They convert; cnn_engine computes.
+
+* ``CNNActivationVolume`` (source, Sources > CNN) and ``CNNActivationVolumeReader`` (the same
+  algorithm registered as a reader of image files, for File > Open): output port 0 is the
+  activation volume as ``vtkImageData`` (see ``cnn_engine.volume`` for layout and orientation),
+  port 1 the top-5 predictions as a ``vtkTable``.
+* ``CNNLayerNormalize`` (filter): one normalised ``activation`` array from the ranked channels.
+* ``CNNNetCDFWriter`` (writer, ``*.nc``): the engine's netCDF format.
+
+ParaView 5.11 orders the property panel by method name, hence the ``aNN_``/``bNN_`` prefixes.
+Errors are reported with ``paraview.print_error`` (Output Messages in the GUI) and make the
+request fail cleanly; ``last_error`` on the algorithm object keeps the message for scripts.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from pathlib import Path
+
+import numpy as np
+from paraview.util.vtkAlgorithm import VTKPythonAlgorithmBase, smdomain, smhint, smproperty, smproxy
+from vtkmodules.util import numpy_support
+from vtkmodules.vtkCommonCore import vtkStringArray
+from vtkmodules.vtkCommonDataModel import vtkDataObject, vtkImageData, vtkTable
+
+from .xml import documentation, enumeration
+
+IMAGE_EXTENSIONS = ["png", "jpg", "jpeg", "bmp", "tif", "tiff", "gif", "webp"]
+LAYER_SETS = ["blocks", "convs", "all"]
+RANK_BY = ["mean", "max", "l2"]
+FITS = ["short-side", "center-crop", "native"]
+INTERPOLATIONS = ["nearest", "bilinear"]
+DEVICES = ["auto", "cpu", "cuda"]
+NORMALIZATIONS = ["PerLevelMinMax", "PerLevelPercentile", "PerLevelZScore", "Global", "None"]
+CHANNELS = ["Top1", "Rank", "MeanTopK", "MaxTopK"]
+PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+class _Reporting:
+    """Error reporting shared by the proxies: one clear message, a failed request, no crash."""
+
+    label = "CNN"
+    last_error: str | None = None
+
+    def _fail(self, message: str) -> int:
+        from paraview import print_error
+
+        self.last_error = message
+        print_error(f"{self.label}: {message}")
+        return 0
+
+    def _guarded(self, work) -> int:
+        from cnn_engine import CnnEngineError
+
+        self.last_error = None
+        try:
+            return work()
+        except CnnEngineError as exc:
+            return self._fail(str(exc))
+        except Exception as exc:  # a bug, but ParaView must keep running
+            traceback.print_exc()
+            return self._fail(f"unexpected {type(exc).__name__}: {exc}")
+
+
+def _inherit_properties(cls):
+    """The decorators read only the class's own methods: copy the decorated ones of its bases."""
+    for base in cls.__mro__[1:]:
+        for name, value in vars(base).items():
+            if name not in vars(cls) and hasattr(value, "_pv_original_func"):
+                setattr(cls, name, value)
+    return cls
+
+
+class _ActivationVolumeBase(_Reporting, VTKPythonAlgorithmBase):
+    label = "CNN Activation Volume"
+
+    def __init__(self) -> None:
+        VTKPythonAlgorithmBase.__init__(self, nInputPorts=0, nOutputPorts=2, outputType="vtkImageData")
+        from cnn_engine.session import Session
+
+        self.session = Session()
+        self._settings = {
+            "image": "", "model": "resnet50", "weights": "default", "layers": "blocks", "top_k": 4,
+            "rank_by": "mean", "input_size": 224, "fit": "short-side", "interpolation": "nearest",
+            "level_spacing": 0.0, "device": "auto",
+        }
+
+    @property
+    def forward_passes(self) -> int:
+        """How often the network ran (a script or test can check that nothing re-ran)."""
+        return self.session.forward_passes
+
+    def _set(self, key: str, value) -> None:
+        if self._settings[key] != value:
+            self._settings[key] = value
+            self.Modified()
+
+    def FillOutputPortInformation(self, port, info):
+        info.Set(vtkDataObject.DATA_TYPE_NAME(), "vtkImageData" if port == 0 else "vtkTable")
+        return 1
+
+    @smproperty.stringvector(name="FileName", default_values="")
+    @smdomain.filelist()
+    @smhint.filechooser(extensions=IMAGE_EXTENSIONS, file_description="Images")
+    @smdomain.xml(documentation(
+        "The image to run the network on (png, jpg, bmp, tif, gif, webp). A relative path is looked up "
+        "from the current folder, then from the cnnvis project folder (for the example state files)."))
+    def a01_SetFileName(self, name):
+        self._set("image", name or "")
+
+    @smproperty.stringvector(name="ModelNames", information_only="1")
+    @smdomain.xml("<StringArrayHelper/>")
+    def a02_GetModelNames(self):
+        from cnn_engine import available_models
+
+        names = vtkStringArray()
+        for name in available_models():
+            names.InsertNextValue(name)
+        return names
+
+    @smproperty.stringvector(name="Model", number_of_elements=1, default_values="resnet50")
+    @smdomain.xml(
+        '<StringListDomain name="list"><RequiredProperties>'
+        '<Property name="ModelNames" function="ArrayList"/></RequiredProperties></StringListDomain>'
+        + documentation("The network: any torchvision classification model, or efficientnet_lite0 "
+                        "(trained ImageNet weights available offline). Changing it rebuilds the model."))
+    def a03_SetModel(self, name):
+        self._set("model", name)
+
+    @smproperty.stringvector(name="Weights", number_of_elements=1, default_values="default")
+    @smdomain.xml(documentation(
+        "default (IMAGENET1K_V1 for resnet50, packaged for efficientnet_lite0, torchvision's DEFAULT "
+        "otherwise), a torchvision weights name such as IMAGENET1K_V2, random (seeded, untrained), or the "
+        "path of a state-dict or TorchScript file. Pretrained weights come from the torch cache or are downloaded."))
+    def a04_SetWeights(self, weights):
+        self._set("weights", weights or "default")
+
+    @smproperty.intvector(name="LayerSet", label="Layer Set", default_values=0)
+    @smdomain.xml(enumeration(LAYER_SETS, "Which layer outputs become levels: blocks (the building blocks; "
+                              "19 for ResNet-50), convs (every convolution), all (every spatial operation)."))
+    def a05_SetLayerSet(self, index):
+        self._set("layers", LAYER_SETS[index])
+
+    @smproperty.intvector(name="TopK", label="Top K", default_values=4)
+    @smdomain.intrange(min=1, max=16)
+    @smdomain.xml(documentation("How many of each layer's most active channels to keep: arrays rank0 ... rank{K-1}."))
+    def a06_SetTopK(self, k):
+        self._set("top_k", int(k))
+
+    @smproperty.intvector(name="RankBy", label="Rank By", default_values=0)
+    @smdomain.xml(enumeration(RANK_BY, "How channels are ranked: mean activation, max activation, or L2 norm of the map."))
+    def a07_SetRankBy(self, index):
+        self._set("rank_by", RANK_BY[index])
+
+    @smproperty.intvector(name="InputSize", label="Input Size", default_values=224)
+    @smdomain.intrange(min=16, max=1024)
+    @smdomain.xml(documentation("Network input size in pixels (the short side, or the crop side for center-crop)."))
+    def a08_SetInputSize(self, size):
+        self._set("input_size", int(size))
+
+    @smproperty.intvector(name="Fit", default_values=0)
+    @smdomain.xml(enumeration(FITS, "How the image meets the input size: short-side (whole image, no crop), "
+                              "center-crop (the classic ImageNet crop), native (the image's own size, capped)."))
+    def a09_SetFit(self, index):
+        self._set("fit", FITS[index])
+
+    @smproperty.intvector(name="Interpolation", default_values=0)
+    @smdomain.xml(enumeration(INTERPOLATIONS, "Resampling of coarse layers onto the input grid: nearest "
+                              "(an exact block repeat of each feature cell) or bilinear."))
+    def a10_SetInterpolation(self, index):
+        self._set("interpolation", INTERPOLATIONS[index])
+
+    @smproperty.doublevector(name="LevelSpacing", label="Level Spacing", default_values=0.0)
+    @smdomain.doublerange(min=0.0, max=100.0)
+    @smdomain.xml(documentation("Z distance between levels in input pixels; 0 makes the volume about as deep as the "
+                                "image's short side. Changing it does not re-run the network."))
+    def a11_SetLevelSpacing(self, spacing):
+        self._set("level_spacing", float(spacing))
+
+    @smproperty.intvector(name="Device", default_values=0)
+    @smdomain.xml(enumeration(DEVICES, "Where the network runs: auto (CUDA when present), cpu, cuda."))
+    def a12_SetDevice(self, index):
+        self._set("device", DEVICES[index])
+
+    def _request(self):
+        from cnn_engine.session import VolumeRequest
+
+        s = self._settings
+        if not s["image"]:
+            from cnn_engine import ImageError
+
+            raise ImageError("no image chosen: set File Name")
+        return VolumeRequest(
+            image=_resolve_image(s["image"]), model=s["model"],
+            weights=None if s["weights"] == "default" else s["weights"], device=s["device"],
+            layers=s["layers"], top_k=s["top_k"], rank_by=s["rank_by"], input_size=s["input_size"],
+            fit=s["fit"], interpolation=s["interpolation"], level_spacing=s["level_spacing"] or None,
+        )
+
+    def RequestData(self, request, inInfo, outInfo):
+        def work() -> int:
+            from cnn_engine.vtk_export import predictions_table
+
+            volume = self.session.volume(self._request(), progress=lambda done, total: self.UpdateProgress(0.9 * done / total))
+            vtkImageData.GetData(outInfo, 0).ShallowCopy(volume.to_vtk())
+            vtkTable.GetData(outInfo, 1).ShallowCopy(predictions_table(volume))
+            self.UpdateProgress(1.0)
+            return 1
+
+        return self._guarded(work)
+
+
+def _resolve_image(name: str) -> str:
+    path = Path(name).expanduser()
+    if not path.is_absolute() and not path.exists() and (PROJECT_ROOT / path).exists():
+        return str(PROJECT_ROOT / path)
+    return str(path)
+
+
+@smproxy.source(name="CNNActivationVolume", label="CNN Activation Volume")
+@smhint.xml('<ShowInMenu category="CNN"/>')
+@smproperty.xml(documentation("Runs a CNN on an image and stacks its layer outputs into a volume."))
+@_inherit_properties
+class CNNActivationVolume(_ActivationVolumeBase):
+    """Sources > CNN > CNN Activation Volume."""
+
+
+# A proxy with a reader hint is left out of the Sources menu, so the reader is a second proxy.
+@smproxy.reader(name="CNNActivationVolumeReader", label="CNN Activation Volume Reader",
+                extensions=IMAGE_EXTENSIONS, file_description="CNN Activation Volume")
+@_inherit_properties
+class CNNActivationVolumeReader(_ActivationVolumeBase):
+    """File > Open on an image: the same algorithm as CNNActivationVolume."""
+
+
+@smproxy.filter(name="CNNLayerNormalize", label="CNN Layer Normalize")
+@smhint.xml('<ShowInMenu category="CNN"/>')
+@smproperty.input(name="Input", port_index=0)
+@smdomain.datatype(dataTypes=["vtkImageData"], composite_data_supported=False)
+class CNNLayerNormalize(_Reporting, VTKPythonAlgorithmBase):
+    """One ``activation`` array from the volume's ranked channels, normalised per level.
+
+    Input: the CNN Activation Volume, or an exported .nc opened with ParaView's NetCDF reader.
+    """
+
+    label = "CNN Layer Normalize"
+
+    def __init__(self) -> None:
+        VTKPythonAlgorithmBase.__init__(self, nInputPorts=1, nOutputPorts=1,
+                                        inputType="vtkImageData", outputType="vtkImageData")
+        self._normalization = "PerLevelMinMax"
+        self._percentiles = (1.0, 99.0)
+        self._channels = "Top1"
+        self._rank = 0
+        self._first, self._last = 0, -1
+
+    def _set(self, attribute: str, value) -> None:
+        if getattr(self, attribute) != value:
+            setattr(self, attribute, value)
+            self.Modified()
+
+    @smproperty.intvector(name="Normalization", default_values=0)
+    @smdomain.xml(enumeration(NORMALIZATIONS, "PerLevelMinMax: each level to [0, 1]; PerLevelPercentile: each level "
+                              "clipped to the Percentile Range, then [0, 1]; PerLevelZScore: zero mean, unit deviation "
+                              "per level; Global: the whole volume to [0, 1]; None: raw values."))
+    def b01_SetNormalization(self, index):
+        self._set("_normalization", NORMALIZATIONS[index])
+
+    @smproperty.doublevector(name="PercentileRange", label="Percentile Range", number_of_elements=2,
+                             default_values=[1.0, 99.0])
+    @smdomain.doublerange(min=0.0, max=100.0)
+    @smdomain.xml(documentation("Low and high percentiles for PerLevelPercentile."))
+    def b02_SetPercentileRange(self, low, high):
+        self._set("_percentiles", (float(low), float(high)))
+
+    @smproperty.intvector(name="Channels", default_values=0)
+    @smdomain.xml(enumeration(CHANNELS, "Top1: each layer's most active channel; Rank: the channel of the chosen "
+                              "rank; MeanTopK / MaxTopK: mean or maximum over the kept channels."))
+    def b03_SetChannels(self, index):
+        self._set("_channels", CHANNELS[index])
+
+    @smproperty.intvector(name="Rank", default_values=0)
+    @smdomain.intrange(min=0, max=15)
+    @smdomain.xml(documentation("The rank shown when Channels is Rank (0 is the most active channel)."))
+    def b04_SetRank(self, rank):
+        self._set("_rank", int(rank))
+
+    @smproperty.intvector(name="FirstLevel", label="First Level", default_values=0)
+    @smdomain.xml(documentation("First level kept (0 is the input image)."))
+    def b05_SetFirstLevel(self, level):
+        self._set("_first", int(level))
+
+    @smproperty.intvector(name="LastLevel", label="Last Level", default_values=-1)
+    @smdomain.xml(documentation("Last level kept; -1 keeps every level to the end."))
+    def b06_SetLastLevel(self, level):
+        self._set("_last", int(level))
+
+    def RequestData(self, request, inInfo, outInfo):
+        def work() -> int:
+            from cnn_engine.selection import layer_view
+
+            source = vtkImageData.GetData(inInfo[0], 0)
+            width, height, levels = source.GetDimensions()
+            points = source.GetPointData()
+            names = [points.GetArrayName(i) for i in range(points.GetNumberOfArrays())]
+            rank_names = sorted((n for n in names if n and n.startswith("rank") and n[4:].isdigit()), key=lambda n: int(n[4:]))
+            ranks = [numpy_support.vtk_to_numpy(points.GetArray(n)).reshape(levels, height, width) for n in rank_names]
+            activation, kept = layer_view(ranks, self._channels, self._rank, self._normalization,
+                                          self._percentiles, self._first, self._last)
+            output = vtkImageData.GetData(outInfo, 0)
+            _crop_levels(source, output, kept)
+            array = numpy_support.numpy_to_vtk(np.ascontiguousarray(activation).ravel(), deep=True)
+            array.SetName("activation")
+            output.GetPointData().AddArray(array)
+            output.GetPointData().SetActiveScalars("activation")
+            _attach_metadata(self, source, output, kept)
+            return 1
+
+        return self._guarded(work)
+
+
+def _crop_levels(source, output, kept: slice) -> None:
+    """Copy the levels ``kept`` of every point array of ``source`` into ``output``."""
+    width, height, levels = source.GetDimensions()
+    origin, spacing = source.GetOrigin(), source.GetSpacing()
+    count = kept.stop - kept.start
+    output.SetDimensions(width, height, count)
+    output.SetSpacing(spacing)
+    output.SetOrigin(origin[0], origin[1], origin[2] + kept.start * spacing[2])
+    points = source.GetPointData()
+    for i in range(points.GetNumberOfArrays()):
+        array = points.GetArray(i)
+        if array is None:
+            continue
+        values = numpy_support.vtk_to_numpy(array).reshape(levels, height * width, -1)[kept]
+        copy = numpy_support.numpy_to_vtk(np.ascontiguousarray(values).reshape(count * height * width, -1).squeeze(), deep=True)
+        copy.SetName(array.GetName())
+        output.GetPointData().AddArray(copy)
+    output.GetFieldData().ShallowCopy(source.GetFieldData())
+
+
+def _attach_metadata(algorithm, source, output, kept: slice) -> None:
+    """Make sure the output says what its levels are, also when the input came from a .nc file."""
+    from cnn_engine.vtk_export import add_metadata_fields, metadata_from_vtk
+
+    if metadata_from_vtk(source) is None:
+        path = _upstream_netcdf(algorithm)
+        if path is not None:
+            from cnn_engine.netcdf import read_metadata
+
+            add_metadata_fields(output.GetFieldData(), read_metadata(path))
+    first = vtkStringArray()
+    first.SetName("kept_levels")
+    first.InsertNextValue(f"{kept.start}:{kept.stop}")
+    output.GetFieldData().AddArray(first)
+
+
+def _upstream_netcdf(algorithm) -> str | None:
+    """The .nc file of the nearest reader upstream, if any (the stock reader drops global attributes)."""
+    current = algorithm
+    for _ in range(32):
+        if current.GetNumberOfInputPorts() < 1 or current.GetNumberOfInputConnections(0) < 1:
+            return None
+        current = current.GetInputAlgorithm(0, 0)
+        for candidate in (current, getattr(current, "GetReader", lambda: None)()):
+            name = getattr(candidate, "GetFileName", None) if candidate is not None else None
+            try:
+                value = name() if name is not None else None
+            except TypeError:
+                value = name(0)
+            if value and str(value).endswith(".nc") and os.path.isfile(value):
+                return str(value)
+    return None
+
+
+@smproxy.writer(name="CNNNetCDFWriter", label="CNN NetCDF Writer", extensions=["nc"],
+                file_description="CNN activation volume (netCDF)")
+@smproperty.input(name="Input", port_index=0)
+@smdomain.datatype(dataTypes=["vtkImageData"], composite_data_supported=False)
+class CNNNetCDFWriter(_Reporting, VTKPythonAlgorithmBase):
+    """Writes the CNN Activation Volume as the engine's netCDF (atomic; ParaView's NetCDF reader opens it)."""
+
+    label = "CNN NetCDF Writer"
+
+    def __init__(self) -> None:
+        VTKPythonAlgorithmBase.__init__(self, nInputPorts=1, nOutputPorts=0, inputType="vtkImageData")
+        self._file_name = ""
+
+    @smproperty.stringvector(name="FileName", panel_visibility="never", default_values="")
+    @smdomain.filelist()
+    def SetFileName(self, name):
+        if name != self._file_name:
+            self._file_name = name
+            self.Modified()
+
+    def RequestData(self, request, inInfo, outInfo):
+        def work() -> int:
+            from cnn_engine.netcdf import write_netcdf
+            from cnn_engine.vtk_export import volume_from_vtk
+
+            write_netcdf(volume_from_vtk(vtkImageData.GetData(inInfo[0], 0)), self._file_name)
+            return 1
+
+        return self._guarded(work)
+
+    def Write(self):
+        # vtkSMWriterProxy calls Write() on the algorithm.
+        self.Modified()
+        self.Update()

@@ -1,0 +1,48 @@
+"""A tiny test runner for pvpython scripts: each test_* function runs, failures are counted.
+
+The scripts are run by CTest under Xvfb (see CMakeLists.txt) with the plugin on PV_PLUGIN_PATH.
+Each prints one line per test and a closing 'N passed, N failed' line; the exit status is the
+number of failures (0 = success).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+ROOT = Path(os.environ.get("CNNVIS_ROOT") or Path(__file__).resolve().parents[2])
+ARTIFACTS = Path(os.environ.get("CNNVIS_ARTIFACTS") or ROOT / "tests" / "artifacts")
+SAMPLES = ROOT / "sample_images"
+PLUGIN = ROOT / "plugin" / "cnn_activations.py"
+
+
+def load_plugin(namespace: dict) -> None:
+    """Make the plugin's proxies available in ``namespace`` (paraview.simple style)."""
+    from paraview import simple
+
+    if not hasattr(simple, "CNNActivationVolume"):
+        simple.LoadPlugin(str(PLUGIN), ns=namespace)
+    for name in ("CNNActivationVolume", "CNNActivationVolumeReader", "CNNLayerNormalize"):
+        namespace[name] = getattr(simple, name)
+
+
+def run(namespace: dict) -> None:
+    tests = [(name, f) for name, f in namespace.items() if name.startswith("test_") and callable(f)]
+    passed = failed = 0
+    for name, function in tests:
+        start = time.time()
+        try:
+            function()
+        except Exception:
+            failed += 1
+            print(f"FAIL {name} ({time.time() - start:.1f} s)")
+            traceback.print_exc()
+        else:
+            passed += 1
+            print(f"PASS {name} ({time.time() - start:.1f} s)")
+        sys.stdout.flush()
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
