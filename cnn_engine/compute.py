@@ -65,7 +65,7 @@ def compute_volume(
     net_in = network_input(loaded.image, preprocessing, model.mean, model.std)
     height, width = net_in.rgb.shape[:2]
     if level_spacing is None:
-        level_spacing = float(min(height, width)) / len(levels)
+        level_spacing = default_level_spacing(height, width, len(levels))
     if not level_spacing > 0:
         raise CnnEngineError(f"level spacing must be positive, not {level_spacing}")
 
@@ -123,6 +123,11 @@ def compute_volume(
         image=net_in.rgb,
         level_spacing=float(level_spacing),
     )
+
+
+def default_level_spacing(height: int, width: int, levels: int) -> float:
+    """The short side over the number of levels: a volume about as deep as it is wide."""
+    return float(min(height, width)) / levels
 
 
 def _as_model(model: CnnModel | nn.Module) -> CnnModel:

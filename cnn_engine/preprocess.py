@@ -63,9 +63,16 @@ class NetworkInput:
     rgb: np.ndarray
 
 
-def fit_image(image: Image.Image, preprocessing: Preprocessing) -> Image.Image:
-    """Resize (and for ``center-crop`` crop) an RGB image to the network input grid."""
-    width, height = image.size
+def fitted_size(width: int, height: int, preprocessing: Preprocessing) -> tuple[int, int]:
+    """(width, height) in pixels of the network input for an image of ``width`` x ``height``."""
+    if preprocessing.fit == "center-crop":
+        resized = _resized_size(width, height, preprocessing, warn=False)
+        side = min(preprocessing.size, *resized)
+        return side, side
+    return _resized_size(width, height, preprocessing, warn=False)
+
+
+def _resized_size(width: int, height: int, preprocessing: Preprocessing, warn: bool) -> tuple[int, int]:
     if preprocessing.fit == "native":
         target = (width, height)
     else:
@@ -75,12 +82,20 @@ def fit_image(image: Image.Image, preprocessing: Preprocessing) -> Image.Image:
     if max(target) > preprocessing.max_side:
         scale = preprocessing.max_side / max(target)
         capped = (max(1, round(target[0] * scale)), max(1, round(target[1] * scale)))
-        warnings.warn(
-            f"the image would be {target[0]}x{target[1]} pixels at the network input; scaled down to "
-            f"{capped[0]}x{capped[1]} (the long side is capped at {preprocessing.max_side} pixels)",
-            stacklevel=3,
-        )
+        if warn:
+            warnings.warn(
+                f"the image would be {target[0]}x{target[1]} pixels at the network input; scaled down to "
+                f"{capped[0]}x{capped[1]} (the long side is capped at {preprocessing.max_side} pixels)",
+                stacklevel=4,
+            )
         target = capped
+    return target
+
+
+def fit_image(image: Image.Image, preprocessing: Preprocessing) -> Image.Image:
+    """Resize (and for ``center-crop`` crop) an RGB image to the network input grid."""
+    width, height = image.size
+    target = _resized_size(width, height, preprocessing, warn=True)
     if target != (width, height):
         image = image.resize(target, Image.BILINEAR)
     if preprocessing.fit == "center-crop":

@@ -14,8 +14,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .compute import Progress, compute_volume
+from .compute import Progress, compute_volume, default_level_spacing
+from .images import load_image
 from .models import CnnModel, load_model
+from .preprocess import Preprocessing, fitted_size
 from .volume import ActivationVolume
 
 
@@ -70,6 +72,17 @@ class Session:
             self._model_key = request.model_key()
             self.model_builds += 1
         return self._model
+
+    def grid(self, request: VolumeRequest) -> tuple[int, int, int, float]:
+        """(levels, height, width, level spacing) of the volume for ``request``, without running the network."""
+        if self._volume is not None and self._volume_key == request.activation_key():
+            levels, height, width = self._volume.shape
+        else:
+            levels = len(self.model(request).levels(request.layers))
+            image = load_image(request.image).image
+            width, height = fitted_size(*image.size, Preprocessing(fit=request.fit, size=request.input_size))
+        spacing = request.level_spacing or default_level_spacing(height, width, levels)
+        return levels, height, width, spacing
 
     def volume(self, request: VolumeRequest, progress: Progress | None = None) -> ActivationVolume:
         """The volume for ``request``, computing only what changed since the last call."""

@@ -56,3 +56,20 @@ def test_a_failed_request_leaves_the_session_usable(request_, tmp_path):
     with pytest.raises(ImageError):
         session.volume(replace(request_, image=str(tmp_path / "missing.jpg")))
     assert session.volume(request_).shape[0] == 11
+
+
+def test_grid_is_known_before_the_network_runs(request_):
+    session = Session()
+    assert session.grid(request_) == (11, 224, 337, 224 / 11)
+    assert session.forward_passes == 0
+    volume = session.volume(request_)
+    assert session.grid(request_)[:3] == volume.shape
+
+
+def test_grid_matches_every_fit(request_, samples):
+    from dataclasses import replace
+
+    session = Session()
+    for fit in ("short-side", "center-crop", "native"):
+        changed = replace(request_, image=str(samples / "grace_hopper.jpg"), fit=fit, input_size=200)
+        assert session.grid(changed)[:3] == session.volume(changed).shape, fit

@@ -22,7 +22,13 @@ def venv_site_packages(root: Path) -> Path | None:
 
 
 def use_project_environment(root: Path) -> None:
-    """Put the project's virtual environment and source folder first on ``sys.path``."""
+    """Put the project's virtual environment and source folder first on ``sys.path``.
+
+    Also keeps torch from loading triton here: torch imports it when present, and triton's
+    bundled LLVM crashed ParaView (SIGSEGV in libtriton.so) once a render view had loaded Mesa's
+    llvmpipe. The engine never compiles kernels, so torch simply sees triton as absent.
+    """
+    sys.modules.setdefault("triton", None)
     before = list(sys.path)
     packages = venv_site_packages(root)
     if packages is not None:

@@ -23,6 +23,7 @@ from paraview.util.vtkAlgorithm import VTKPythonAlgorithmBase, smdomain, smhint,
 from vtkmodules.util import numpy_support
 from vtkmodules.vtkCommonCore import vtkStringArray
 from vtkmodules.vtkCommonDataModel import vtkDataObject, vtkImageData, vtkTable
+from vtkmodules.vtkCommonExecutionModel import vtkStreamingDemandDrivenPipeline as Pipeline
 
 from .xml import documentation, enumeration
 
@@ -198,6 +199,21 @@ class _ActivationVolumeBase(_Reporting, VTKPythonAlgorithmBase):
             fit=s["fit"], interpolation=s["interpolation"], level_spacing=s["level_spacing"] or None,
         )
 
+    def RequestInformation(self, request, inInfo, outInfo):
+        # Downstream filters (Slice) need the grid before any data exists: the session knows it
+        # from the image size and the layer set without running the network.
+        def work() -> int:
+            if not self._settings["image"]:
+                return 1  # a new source before File Name is set: nothing to say yet
+            levels, height, width, spacing = self.session.grid(self._request())
+            info = outInfo.GetInformationObject(0)
+            info.Set(Pipeline.WHOLE_EXTENT(), 0, width - 1, 0, height - 1, 0, levels - 1)
+            info.Set(vtkDataObject.SPACING(), 1.0, 1.0, spacing)
+            info.Set(vtkDataObject.ORIGIN(), 0.0, 0.0, 0.0)
+            return 1
+
+        return self._guarded(work)
+
     def RequestData(self, request, inInfo, outInfo):
         def work() -> int:
             from cnn_engine.vtk_export import predictions_table
@@ -296,6 +312,28 @@ class CNNLayerNormalize(_Reporting, VTKPythonAlgorithmBase):
     def b06_SetLastLevel(self, level):
         self._set("_last", int(level))
 
+    def _kept_levels(self, levels: int) -> slice:
+        from cnn_engine.selection import level_range
+
+        return level_range(levels, self._first, self._last)
+
+    def RequestInformation(self, request, inInfo, outInfo):
+        def work() -> int:
+            whole = inInfo[0].GetInformationObject(0).Get(Pipeline.WHOLE_EXTENT())
+            kept = self._kept_levels(whole[5] - whole[4] + 1)
+            outInfo.GetInformationObject(0).Set(
+                Pipeline.WHOLE_EXTENT(), whole[0], whole[1], whole[2], whole[3],
+                whole[4] + kept.start, whole[4] + kept.stop - 1)
+            return 1
+
+        return self._guarded(work)
+
+    def RequestUpdateExtent(self, request, inInfo, outInfo):
+        # Every level is needed whatever part is shown: normalisation looks at whole levels.
+        info = inInfo[0].GetInformationObject(0)
+        info.Set(Pipeline.UPDATE_EXTENT(), info.Get(Pipeline.WHOLE_EXTENT()), 6)
+        return 1
+
     def RequestData(self, request, inInfo, outInfo):
         def work() -> int:
             from cnn_engine.selection import layer_view
@@ -321,13 +359,13 @@ class CNNLayerNormalize(_Reporting, VTKPythonAlgorithmBase):
 
 
 def _crop_levels(source, output, kept: slice) -> None:
-    """Copy the levels ``kept`` of every point array of ``source`` into ``output``."""
+    """Copy the levels ``kept`` of every point array of ``source`` into ``output`` (same grid)."""
     width, height, levels = source.GetDimensions()
-    origin, spacing = source.GetOrigin(), source.GetSpacing()
+    extent = source.GetExtent()
     count = kept.stop - kept.start
-    output.SetDimensions(width, height, count)
-    output.SetSpacing(spacing)
-    output.SetOrigin(origin[0], origin[1], origin[2] + kept.start * spacing[2])
+    output.SetExtent(extent[0], extent[1], extent[2], extent[3], extent[4] + kept.start, extent[4] + kept.stop - 1)
+    output.SetSpacing(source.GetSpacing())
+    output.SetOrigin(source.GetOrigin())
     points = source.GetPointData()
     for i in range(points.GetNumberOfArrays()):
         array = points.GetArray(i)

@@ -78,7 +78,7 @@ def test_changing_the_filter_or_spacing_does_not_rerun_the_network():
     source.LevelSpacing = 5.0
     normalize.UpdatePipeline()
     assert algorithm.forward_passes == runs, (algorithm.forward_passes, runs)
-    assert tuple(normalize.GetDataInformation().GetExtent()) == (0, 336, 0, 223, 0, 7)
+    assert tuple(normalize.GetDataInformation().GetExtent()) == (0, 336, 0, 223, 3, 10)
     source.FileName = str(pvcheck.SAMPLES / "coffee.jpg")
     normalize.UpdatePipeline()
     assert algorithm.forward_passes == runs + 1
