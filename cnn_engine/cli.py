@@ -73,6 +73,16 @@ def _parser() -> argparse.ArgumentParser:
     layers.add_argument("--input-size", type=int, default=REFERENCE_SIZE, help="square input side in pixels for the shapes")
     layers.set_defaults(run=_layers)
 
+    paraview = commands.add_parser(
+        "paraview", help="open ParaView with the plugin loaded (and an image's volume, or a state file)"
+    )
+    paraview.add_argument("image", nargs="?", help="an image to show as a volume with a slice")
+    paraview.add_argument("--state", help="a ParaView state file (.pvsm) to open, e.g. examples/cat_efficientnet_lite0.pvsm")
+    paraview.add_argument("--model", default=DEFAULT_MODEL, help=f"model for IMAGE (default {DEFAULT_MODEL})")
+    paraview.add_argument("--weights", default="default", help="weights for IMAGE (default: the model's default)")
+    paraview.add_argument("--no-settings", action="store_true", help="start ParaView without reading or saving its user settings (--dr)")
+    paraview.set_defaults(run=_paraview)
+
     models = commands.add_parser("models", help="list the model names")
     models.set_defaults(run=_models)
     return parser
@@ -251,6 +261,39 @@ def _layers(args: argparse.Namespace) -> int:
         stride = _stride((args.input_size / h, args.input_size / w))
         print(f"{index:>4}  {level.name:<28} {level.layer_type:<22} {f'{channels}x{h}x{w}':<18} {stride}")
     return 0
+
+
+def _paraview(args: argparse.Namespace) -> int:
+    import os
+    import shutil
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    plugin = root / "plugin"
+    if not (plugin / "cnn_activations.py").is_file():
+        raise CnnEngineError(f"the ParaView plugin is not in {plugin}: run cnnvis from the project's own set-up")
+    executable = shutil.which("paraview")
+    if executable is None:
+        raise CnnEngineError("ParaView is not installed: run scripts/setup.sh (Debian package paraview)")
+    env = dict(os.environ)
+    env["PV_PLUGIN_PATH"] = os.pathsep.join(p for p in (str(plugin), env.get("PV_PLUGIN_PATH", "")) if p)
+    if args.state and args.image:
+        raise CnnEngineError("give an image or --state, not both")
+    if args.state:
+        state = Path(args.state).resolve()
+        if not state.is_file():
+            raise CnnEngineError(f"state file not found: {args.state}")
+        env["CNNVIS_STATE"] = str(state)
+    elif args.image:
+        image = Path(args.image).resolve()
+        if not image.is_file():
+            raise CnnEngineError(f"image not found: {args.image}")
+        env.update(CNNVIS_IMAGE=str(image), CNNVIS_MODEL=args.model, CNNVIS_WEIGHTS=args.weights)
+    command = [executable] + (["--dr"] if args.no_settings else [])
+    if args.state or args.image:
+        command.append(f"--script={plugin / 'cnn_paraview' / 'gui_start.py'}")
+    # The example states name their images relative to the project folder.
+    return subprocess.call(command, cwd=root, env=env)
 
 
 def _models(args: argparse.Namespace) -> int:

@@ -19,6 +19,10 @@ from .images import load_image
 from .models import CnnModel, load_model
 from .preprocess import Preprocessing, fitted_size
 from .volume import ActivationVolume
+from .weights import RANDOM
+
+# (model name, layer selection) -> number of levels, shared by all sessions of the process.
+_LEVEL_COUNTS: dict[tuple[str, Any], int] = {}
 
 
 @dataclass(frozen=True)
@@ -78,11 +82,20 @@ class Session:
         if self._volume is not None and self._volume_key == request.activation_key():
             levels, height, width = self._volume.shape
         else:
-            levels = len(self.model(request).levels(request.layers))
+            levels = self._level_count(request)
             image = load_image(request.image).image
             width, height = fitted_size(*image.size, Preprocessing(fit=request.fit, size=request.input_size))
         spacing = request.level_spacing or default_level_spacing(height, width, levels)
         return levels, height, width, spacing
+
+    def _level_count(self, request: VolumeRequest) -> int:
+        # The levels depend on the architecture only: no weights are fetched to count them.
+        if self._model is not None and self._model_key == request.model_key():
+            return len(self._model.levels(request.layers))
+        key = (request.model, request.layers if isinstance(request.layers, str) else tuple(request.layers))
+        if key not in _LEVEL_COUNTS:
+            _LEVEL_COUNTS[key] = len(load_model(request.model, weights=RANDOM, device="cpu").levels(request.layers))
+        return _LEVEL_COUNTS[key]
 
     def volume(self, request: VolumeRequest, progress: Progress | None = None) -> ActivationVolume:
         """The volume for ``request``, computing only what changed since the last call."""

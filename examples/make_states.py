@@ -32,6 +32,8 @@ for name, settings in EXAMPLES.items():
         simple.LoadPlugin(str(ROOT / "plugin" / "cnn_activations.py"), ns=globals())
     view = simple.CreateView("RenderView")
     view.ViewSize = [800, 600]
-    show_volume(settings["image"], settings["model"], settings["weights"], view=view)
+    # A view in a layout, or the GUI shows an empty tab.
+    simple.AssignViewToLayout(view=view, layout=simple.CreateLayout("CNN"), hint=0)
+    show_volume(settings["image"], settings["model"], settings["weights"], level=4, view=view)
     simple.SaveState(str(ROOT / "examples" / name))
     print("wrote", name)

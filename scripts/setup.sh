@@ -6,7 +6,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(paraview python3-paraview python3-venv python3-dev xvfb xauth x11-apps imagemagick)
+APT_PACKAGES=(
+  paraview python3-paraview python3-venv python3-dev
+  xvfb xauth x11-apps imagemagick            # rendering and GUI tests under a virtual screen
+  cmake paraview-dev                         # CMakeLists.txt: find_package(ParaView), CTest
+  # find_package(ParaView) from paraview-dev also needs these (see PLATFORM_NOTES)
+  qtbase5-dev qttools5-dev libqt5svg5-dev libqt5x11extras5-dev qtxmlpatterns5-dev-tools libutfcpp-dev
+  libhdf5-openmpi-dev libnetcdf-dev libgdal-dev libopenmpi-dev libcgns-dev libprotobuf-dev protobuf-compiler
+  libeigen3-dev libglew-dev libgl2ps-dev libpugixml-dev libjsoncpp-dev libdouble-conversion-dev libtheora-dev
+  libavcodec-dev libavformat-dev libswscale-dev
+)
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
@@ -32,6 +41,23 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
   echo "setup: installing the project and its Python dependencies into .venv (torch is large: minutes the first time)"
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
   echo "$wanted" > "$stamp"
+fi
+
+# The Python 3.11 fix for Debian's ParaView 5.11 Python plugins, where Debian's Python (and so
+# ParaView, started any way) imports it at start-up: a .pth line in its site-packages.
+site_dir="$(/usr/bin/python3 -c 'import site; print(site.getsitepackages()[0])')"
+if ! cmp -s plugin/shim/cnnvis_paraview_shim.py "$site_dir/cnnvis_paraview_shim.py"; then
+  echo "setup: installing the ParaView Python 3.11 plugin shim into $site_dir"
+  $SUDO mkdir -p "$site_dir"
+  $SUDO cp plugin/shim/cnnvis_paraview_shim.py "$site_dir/cnnvis_paraview_shim.py"
+  echo "import cnnvis_paraview_shim" | $SUDO tee "$site_dir/cnnvis-paraview-shim.pth" >/dev/null
+fi
+
+# CMake: configure once (and again when CMakeLists.txt changes) for the ParaView tests and install.
+if [ ! -f build/CMakeCache.txt ] || [ CMakeLists.txt -nt build/CMakeCache.txt ]; then
+  echo "setup: configuring CMake in build/"
+  cmake -S . -B build -DBUILD_TESTING=ON >build-configure.log 2>&1 || { cat build-configure.log; exit 1; }
+  rm -f build-configure.log
 fi
 
 .venv/bin/python - <<'PY'

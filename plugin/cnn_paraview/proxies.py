@@ -201,18 +201,22 @@ class _ActivationVolumeBase(_Reporting, VTKPythonAlgorithmBase):
 
     def RequestInformation(self, request, inInfo, outInfo):
         # Downstream filters (Slice) need the grid before any data exists: the session knows it
-        # from the image size and the layer set without running the network.
-        def work() -> int:
-            if not self._settings["image"]:
-                return 1  # a new source before File Name is set: nothing to say yet
-            levels, height, width, spacing = self.session.grid(self._request())
-            info = outInfo.GetInformationObject(0)
-            info.Set(Pipeline.WHOLE_EXTENT(), 0, width - 1, 0, height - 1, 0, levels - 1)
-            info.Set(vtkDataObject.SPACING(), 1.0, 1.0, spacing)
-            info.Set(vtkDataObject.ORIGIN(), 0.0, 0.0, 0.0)
-            return 1
+        # from the image size and the layer set, without weights and without running the network.
+        # Errors stay quiet here: paraview.simple sets File Name before the other properties, so
+        # this also runs on half-set sources; RequestData reports what is really wrong.
+        from cnn_engine import CnnEngineError
 
-        return self._guarded(work)
+        if not self._settings["image"]:
+            return 1
+        try:
+            levels, height, width, spacing = self.session.grid(self._request())
+        except CnnEngineError:
+            return 1
+        info = outInfo.GetInformationObject(0)
+        info.Set(Pipeline.WHOLE_EXTENT(), 0, width - 1, 0, height - 1, 0, levels - 1)
+        info.Set(vtkDataObject.SPACING(), 1.0, 1.0, spacing)
+        info.Set(vtkDataObject.ORIGIN(), 0.0, 0.0, 0.0)
+        return 1
 
     def RequestData(self, request, inInfo, outInfo):
         def work() -> int:

@@ -1,6 +1,6 @@
 """A ready-made view of a volume: source -> CNN Layer Normalize -> slice, coloured by activation.
 
-Used by ``cnnvis paraview IMAGE`` (through show_image.py), by examples/make_states.py to write
+Used by ``cnnvis paraview IMAGE`` (through gui_start.py), by examples/make_states.py to write
 the example state files, and by the rendering tests. Needs paraview.simple with the plugin loaded.
 """
 
