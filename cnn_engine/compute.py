@@ -70,7 +70,7 @@ def compute_volume(
         raise CnnEngineError(f"level spacing must be positive, not {level_spacing}")
 
     # (rank, level, row, column): each rank's (level, row, column) block is contiguous.
-    block = np.empty((top_k, len(levels), height, width), dtype=np.float32)
+    block = model.output_buffer((top_k, len(levels), height, width))
     infos: list[LevelInfo | None] = [None] * len(levels)
 
     def capture(index: int, output: torch.Tensor) -> None:

@@ -126,3 +126,21 @@ def test_bad_settings_are_named(resnet50_random, cat_path):
         cnn_engine.compute_volume(resnet50_random, cat_path, rank_by="median")
     with pytest.raises(cnn_engine.CnnEngineError, match="unknown fit 'stretch'"):
         cnn_engine.compute_volume(resnet50_random, cat_path, fit="stretch")
+
+
+def test_a_volume_still_held_is_never_overwritten(resnet50_random, cat_path, samples):
+    first = cnn_engine.compute_volume(resnet50_random, cat_path, fit="center-crop", top_k=1)
+    kept = first.arrays["rank0"].copy()
+    cnn_engine.compute_volume(resnet50_random, samples / "coffee.jpg", fit="center-crop", top_k=1)
+    assert np.array_equal(first.arrays["rank0"], kept, equal_nan=True)
+
+
+def test_a_released_volume_buffer_is_reused(resnet50_random, cat_path, samples):
+    first = cnn_engine.compute_volume(resnet50_random, cat_path, fit="center-crop", top_k=1)
+    address = first.arrays["rank0"].__array_interface__["data"][0]
+    del first
+    second = cnn_engine.compute_volume(resnet50_random, samples / "coffee.jpg", fit="center-crop", top_k=1)
+    assert second.arrays["rank0"].__array_interface__["data"][0] == address
+    fresh = cnn_engine.compute_volume(resnet50_random, samples / "coffee.jpg", fit="center-crop", top_k=1)
+    assert fresh.arrays["rank0"].__array_interface__["data"][0] != address  # second is still held
+    assert np.array_equal(fresh.arrays["rank0"], second.arrays["rank0"], equal_nan=True)
