@@ -51,9 +51,7 @@ def normalize(
             return _scale(values, np.nanmin(values), np.nanmax(values))
         per_level = (1, 2)
         if method == "per-level-minmax":
-            low = np.nanmin(values, axis=per_level, keepdims=True)
-            high = np.nanmax(values, axis=per_level, keepdims=True)
-            return _scale(values, low, high)
+            return _scale(values, *_level_extremes(values))
         if method == "per-level-percentile":
             lo_q, hi_q = percentiles
             if not 0 <= lo_q < hi_q <= 100:
@@ -61,14 +59,35 @@ def normalize(
             low = np.nanpercentile(values, lo_q, axis=per_level, keepdims=True).astype(np.float32)
             high = np.nanpercentile(values, hi_q, axis=per_level, keepdims=True).astype(np.float32)
             return _scale(np.clip(values, low, high), low, high)
-        mean = np.nanmean(values, axis=per_level, keepdims=True, dtype=np.float64)
-        std = np.nanstd(values, axis=per_level, keepdims=True, dtype=np.float64)
-        safe = np.where(std > 0, std, 1.0)
-        return np.where(std > 0, (values - mean) / safe, np.where(np.isnan(values), np.nan, 0.0)).astype(np.float32)
+        mean = np.nanmean(values, axis=per_level, keepdims=True, dtype=np.float64).astype(np.float32)
+        std = np.nanstd(values, axis=per_level, keepdims=True, dtype=np.float64).astype(np.float32)
+        return _scale(values, mean, mean + std)
+
+
+def _level_extremes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-level (min, max) ignoring NaN, shaped (levels, 1, 1).
+
+    Plain min/max are vectorised and several times faster than nanmin/nanmax; only levels that
+    hold NaN (where they give NaN) are redone with the NaN-aware versions.
+    """
+    low = values.min(axis=(1, 2), keepdims=True)
+    high = values.max(axis=(1, 2), keepdims=True)
+    redo = np.isnan(low[:, 0, 0]) | np.isnan(high[:, 0, 0])
+    if redo.any():
+        low[redo] = np.nanmin(values[redo], axis=(1, 2), keepdims=True)
+        high[redo] = np.nanmax(values[redo], axis=(1, 2), keepdims=True)
+    return low, high
 
 
 def _scale(values: np.ndarray, low, high) -> np.ndarray:
-    spread = np.asarray(high - low, dtype=np.float64)
-    safe = np.where(spread > 0, spread, 1.0)
-    scaled = np.where(spread > 0, (values - low) / safe, np.where(np.isnan(values), np.nan, 0.0))
-    return scaled.astype(np.float32)
+    """(values - low) / (high - low) in float32, in place on one new array.
+
+    Where there is no spread the divisor is 1, which gives 0 (every value equals low, or for the
+    z-score the mean) and keeps NaN as NaN. Division, not multiplication by a reciprocal, so the
+    maximum of a level maps to exactly 1.
+    """
+    low = np.asarray(low, dtype=np.float32)
+    spread = np.asarray(high, dtype=np.float32) - low
+    out = np.subtract(values, low, dtype=np.float32)
+    out /= np.where(spread > 0, spread, np.float32(1.0))
+    return out

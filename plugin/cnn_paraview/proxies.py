@@ -351,8 +351,12 @@ class CNNLayerNormalize(_Reporting, VTKPythonAlgorithmBase):
             activation, kept = layer_view(ranks, self._channels, self._rank, self._normalization,
                                           self._percentiles, self._first, self._last)
             output = vtkImageData.GetData(outInfo, 0)
-            _crop_levels(source, output, kept)
-            array = numpy_support.numpy_to_vtk(np.ascontiguousarray(activation).ravel(), deep=True)
+            if kept.stop - kept.start == levels:
+                output.ShallowCopy(source)  # every level kept: share the input arrays, copy nothing
+            else:
+                _crop_levels(source, output, kept)
+            # A fresh array of ours: VTK may share it (deep=False keeps a reference to it).
+            array = numpy_support.numpy_to_vtk(np.ascontiguousarray(activation).ravel(), deep=False)
             array.SetName("activation")
             output.GetPointData().AddArray(array)
             output.GetPointData().SetActiveScalars("activation")
