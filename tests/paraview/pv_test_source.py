@@ -127,6 +127,16 @@ def test_relative_image_path_is_found_from_the_project_folder():
     Delete(source)
 
 
+def test_file_open_offers_the_reader_for_images():
+    from paraview import servermanager as sm
+
+    factory = sm.vtkSMProxyManager.GetProxyManager().GetReaderFactory()
+    for name in ("cat.jpg", "camera.png"):
+        found = factory.GetReaders(str(pvcheck.SAMPLES / name), sm.ActiveConnection.Session)
+        labels = [found.GetString(i) for i in range(2, found.GetNumberOfStrings(), 3)]
+        assert "CNN Activation Volume Reader" in labels, labels
+
+
 def test_image_files_open_with_the_reader():
     from paraview.simple import OpenDataFile
 

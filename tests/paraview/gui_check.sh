@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
-# The real ParaView GUI under Xvfb, plugin auto-loaded from PV_PLUGIN_PATH, opens an example state.
+# The real ParaView GUI under Xvfb, started the two ways a user does:
+#   gui_check.sh state        cnnvis paraview --state examples/cat_efficientnet_lite0.pvsm
+#                             (plugin auto-loaded from PV_PLUGIN_PATH, set by cnnvis)
+#   gui_check.sh load-plugin  plain paraview, no PV_PLUGIN_PATH or PYTHONPATH, loading the plugin
+#                             file as Tools > Manage Plugins > Load New does, then a cat volume
 # Passes when the GUI's own Python sees the whole pipeline and a screenshot of the whole screen
-# (kept in $CNNVIS_ARTIFACTS/gui_example_state.png) shows a non-blank render.
+# (kept in $CNNVIS_ARTIFACTS/gui_<mode>.png) shows a non-blank render in the activation colours.
 set -euo pipefail
+MODE="${1:?usage: gui_check.sh state|load-plugin}"
 ROOT="${CNNVIS_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}"
 ARTIFACTS="${CNNVIS_ARTIFACTS:-$ROOT/tests/artifacts}"
 mkdir -p "$ARTIFACTS"
 unset PV_PLUGIN_PATH  # cnnvis paraview sets it
-export CNNVIS_GUI_REPORT="$ARTIFACTS/gui_pipeline.txt"
-rm -f "$CNNVIS_GUI_REPORT" "$ARTIFACTS/gui_example_state.png"
+export CNNVIS_GUI_REPORT="$ARTIFACTS/gui_${MODE}_pipeline.txt"
+SHOT="$ARTIFACTS/gui_${MODE}.png"
+LOG="$ARTIFACTS/gui_${MODE}.log"
+rm -f "$CNNVIS_GUI_REPORT" "$SHOT"
 
 display=99
 while [ -e "/tmp/.X${display}-lock" ]; do display=$((display + 1)); done
@@ -19,25 +26,32 @@ cleanup() { kill "${paraview_pid:-}" "$xvfb" 2>/dev/null || true; wait 2>/dev/nu
 trap cleanup EXIT
 sleep 1
 
-# The user's command: cnnvis paraview --state examples/<name>.pvsm (from any folder).
 cd /tmp
-"$ROOT/.venv/bin/cnnvis" paraview --state "$ROOT/examples/cat_efficientnet_lite0.pvsm" --no-settings \
-  >"$ARTIFACTS/gui_paraview.log" 2>&1 &
+case "$MODE" in
+  state)
+    "$ROOT/.venv/bin/cnnvis" paraview --state "$ROOT/examples/cat_efficientnet_lite0.pvsm" --no-settings >"$LOG" 2>&1 &
+    ;;
+  load-plugin)
+    env -u PYTHONPATH CNNVIS_PLUGIN_FILE="$ROOT/plugin/cnn_activations.py" CNNVIS_IMAGE="$ROOT/sample_images/cat.jpg" \
+      paraview --dr --script="$ROOT/tests/paraview/gui_load_plugin.py" >"$LOG" 2>&1 &
+    ;;
+  *) echo "unknown mode $MODE"; exit 2 ;;
+esac
 paraview_pid=$!
 
 for _ in $(seq 1 240); do
   [ -s "$CNNVIS_GUI_REPORT" ] && break
-  kill -0 "$paraview_pid" 2>/dev/null || { echo "FAIL: paraview exited early"; tail -30 "$ARTIFACTS/gui_paraview.log"; exit 1; }
+  kill -0 "$paraview_pid" 2>/dev/null || { echo "FAIL: paraview exited early"; tail -30 "$LOG"; exit 1; }
   sleep 0.5
 done
-[ -s "$CNNVIS_GUI_REPORT" ] || { echo "FAIL: the GUI never ran its report script"; tail -30 "$ARTIFACTS/gui_paraview.log"; exit 1; }
+[ -s "$CNNVIS_GUI_REPORT" ] || { echo "FAIL: the GUI never ran its report script"; tail -30 "$LOG"; exit 1; }
 sleep 3  # let the GUI paint
-xwd -root -silent -display "$DISPLAY" > "$ARTIFACTS/gui_example_state.xwd"
+xwd -root -silent -display "$DISPLAY" > "$SHOT.xwd"
 # ImageMagick's own convert (a different 'convert' may come first on PATH).
-/usr/bin/convert "$ARTIFACTS/gui_example_state.xwd" "$ARTIFACTS/gui_example_state.png"
-rm -f "$ARTIFACTS/gui_example_state.xwd"
+/usr/bin/convert "$SHOT.xwd" "$SHOT"
+rm -f "$SHOT.xwd"
 
-"$ROOT/.venv/bin/python" - "$CNNVIS_GUI_REPORT" "$ARTIFACTS/gui_example_state.png" <<'PY'
+"$ROOT/.venv/bin/python" - "$CNNVIS_GUI_REPORT" "$SHOT" <<'PY'
 import sys
 import numpy as np
 from PIL import Image
