@@ -131,6 +131,7 @@ def test_file_open_offers_the_reader_for_images():
     from paraview import servermanager as sm
 
     factory = sm.vtkSMProxyManager.GetProxyManager().GetReaderFactory()
+    factory.UpdateAvailableReaders()  # filled lazily; File > Open and OpenDataFile do this too
     for name in ("cat.jpg", "camera.png"):
         found = factory.GetReaders(str(pvcheck.SAMPLES / name), sm.ActiveConnection.Session)
         labels = [found.GetString(i) for i in range(2, found.GetNumberOfStrings(), 3)]
