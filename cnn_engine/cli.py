@@ -11,6 +11,7 @@ from typing import Sequence
 
 from . import __version__
 from .errors import CnnEngineError, OutputError, WeightsUnavailableError
+from .evidence import METHODS, OCCLUDERS, EvidenceSettings
 from .images import IMAGE_EXTENSIONS
 from .layers import LAYER_SETS, REFERENCE_SIZE, probe_shapes
 from .models import DEFAULT_MODEL, DEVICES, OFFLINE_MODEL, available_models, load_model
@@ -57,7 +58,17 @@ def _parser() -> argparse.ArgumentParser:
                         help="a .nc file (one image) or a folder, created if missing, for <image name>.nc files")
     _model_options(export)
     _volume_options(export)
+    _evidence_options(export, required=False)
     export.set_defaults(run=_export)
+
+    explain = commands.add_parser("explain", help="draw a class evidence map (CAM, Grad-CAM, occlusion) over an image")
+    explain.add_argument("image", help="the image")
+    explain.add_argument("-o", "--output", required=True, metavar="PICTURE", help="the picture to write (.png, .jpg)")
+    explain.add_argument("--nc", metavar="FILE", help="also write the volume with the evidence map as netCDF")
+    _model_options(explain)
+    _evidence_options(explain, required=True)
+    _volume_options(explain)
+    explain.set_defaults(run=_explain)
 
     demo = commands.add_parser(
         "demo", help="export a sample image's ResNet-50 volume and print its levels and top-5 predictions"
@@ -107,6 +118,24 @@ def _volume_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--fit", choices=FITS, default="short-side", help="how the image meets the input size (default short-side)")
     group.add_argument("--interpolation", choices=INTERPOLATIONS, default="nearest", help="resampling to the input grid")
     group.add_argument("--level-spacing", type=float, default=None, help="z distance between levels in pixels (default: auto)")
+
+
+def _evidence_options(parser: argparse.ArgumentParser, required: bool) -> None:
+    group = parser.add_argument_group("class evidence")
+    name = "--method" if required else "--evidence"
+    group.add_argument(name, dest="evidence", choices=METHODS, required=required, default=None,
+                       help="cam (global-pooling + linear models), gradcam (any model), occlusion")
+    group.add_argument("--target", default=None, help="class label or index to explain (default: the top-1 class)")
+    group.add_argument("--evidence-layer", default=None, help="Grad-CAM layer (default: the last spatial block)")
+    group.add_argument("--patch", type=int, default=32, help="occlusion patch side in pixels (default 32)")
+    group.add_argument("--stride", type=int, default=16, help="occlusion stride in pixels (default 16)")
+    group.add_argument("--occluder", choices=OCCLUDERS, default="mean", help="what hides a patch (default mean colour)")
+
+
+def _evidence_settings(args: argparse.Namespace):
+    if not getattr(args, "evidence", None):
+        return None
+    return EvidenceSettings(args.evidence, args.target, args.evidence_layer, args.patch, args.stride, args.occluder)
 
 
 def _sample_image() -> Path:
@@ -167,7 +196,7 @@ def _export_all(model, images: list[Path], targets: list[Path], args: argparse.N
             volume = compute_volume(
                 model, image, layers=args.layers, top_k=args.top_k, rank_by=args.rank_by,
                 input_size=args.input_size, fit=args.fit, interpolation=args.interpolation,
-                level_spacing=args.level_spacing,
+                level_spacing=args.level_spacing, evidence=_evidence_settings(args),
             )
             volume = volume.normalized(args.normalization)
             if getattr(args, "note", None):
@@ -217,10 +246,49 @@ def _print_summary(volume, target: Path) -> None:
         shape = "x".join(str(v) for v in level.native_shape)
         channels = ",".join(str(c) for c in level.channels if c >= 0)
         print(f"  {level.index:>3}  {level.name:<22} {level.layer_type:<18} {shape:<18} {_stride(level.stride):>6}  {channels}")
+    _print_predictions(volume)
+    if volume.evidence_info is not None:
+        print(f"evidence: {_describe_evidence(volume.evidence_info)}")
+    print(f"wrote {target} ({volume.normalization})")
+
+
+def _print_predictions(volume) -> None:
     print("top-5 predictions:")
     for p in volume.predictions:
         print(f"  {p.rank}. {p.label} (class {p.index}): {p.probability:.3f}")
-    print(f"wrote {target} ({volume.normalization})")
+
+
+def _describe_evidence(info) -> str:
+    where = f" on {info.layer}" if info.layer else ""
+    extra = f", {info.details['images']} occluded images" if info.details.get("images") else ""
+    return (f"{info.method}{where} for {info.target_label} (class {info.target_index}, "
+            f"probability {info.target_probability:.3f}){extra}")
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from .compute import compute_volume
+    from .netcdf import check_writable
+    from .overlay import overlay, save_picture
+
+    image = Path(args.image)
+    if not image.exists():
+        raise CnnEngineError(f"image not found: {image}")
+    check_writable(args.output)
+    if args.nc:
+        check_writable(args.nc)
+    model = load_model(args.model, weights=args.weights, device=args.device)
+    volume = compute_volume(
+        model, image, layers=args.layers, top_k=args.top_k, rank_by=args.rank_by, input_size=args.input_size,
+        fit=args.fit, interpolation=args.interpolation, level_spacing=args.level_spacing,
+        evidence=_evidence_settings(args),
+    )
+    path = save_picture(overlay(volume.image, volume.evidence), args.output)
+    _print_predictions(volume)
+    print(f"evidence: {_describe_evidence(volume.evidence_info)}")
+    print(f"wrote {path}")
+    if args.nc:
+        print(f"wrote {volume.normalized(args.normalization).to_netcdf(args.nc)}")
+    return 0
 
 
 def _stride(stride: tuple[float, float]) -> str:
@@ -245,7 +313,7 @@ def _demo(args: argparse.Namespace) -> int:
         model = load_model(OFFLINE_MODEL, device=args.device)
     settings = argparse.Namespace(
         layers="blocks", top_k=4, rank_by="mean", input_size=224, fit="short-side",
-        interpolation="nearest", level_spacing=None, normalization="per-level-minmax", note=note,
+        interpolation="nearest", level_spacing=None, normalization="per-level-minmax", note=note, evidence=None,
     )
     return _export_all(model, images, targets, settings)
 

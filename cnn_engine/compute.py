@@ -12,8 +12,9 @@ from torch import nn
 
 from . import __version__
 from .errors import CnnEngineError
+from .evidence import EvidenceInfo, EvidenceSettings, Target, resolve_target
 from .images import ImageSource, load_image
-from .layers import LayerSelection
+from .layers import LayerSelection, LevelSpec
 from .models import CnnModel, as_cnn_model
 from .preprocess import Preprocessing, network_input
 from .ranking import RANK_BY, top_channels
@@ -39,6 +40,8 @@ def compute_volume(
     level_spacing: float | None = None,
     max_side: int = 1024,
     progress: Progress | None = None,
+    evidence: str | EvidenceSettings | None = None,
+    target: Target = None,
 ) -> ActivationVolume:
     """Run ``model`` on ``image`` and stack the chosen layer outputs into an activation volume.
 
@@ -50,6 +53,11 @@ def compute_volume(
     distance between levels in input pixels (default: the short side divided by the number
     of levels, so the volume is about as deep as it is wide). Arrays are raw activations,
     (levels, height, width), image order; memory holds one layer output at a time.
+
+    ``evidence`` (``cam``, ``gradcam``, ``occlusion``, or :class:`EvidenceSettings` for layer,
+    patch and occluder options) adds ``vol.evidence``, the class evidence map (height, width)
+    on the same grid, for class ``target`` (an index or label; default the top-1 class), with
+    ``vol.evidence_info`` saying how it was made (see :mod:`cnn_engine.evidence`).
     """
     model = _as_model(model)
     if top_k < 1:
@@ -59,9 +67,11 @@ def compute_volume(
     if interpolation not in INTERPOLATIONS:
         raise CnnEngineError(f"unknown interpolation {interpolation!r}: use one of {', '.join(INTERPOLATIONS)}")
     preprocessing = Preprocessing(fit=fit, size=input_size, max_side=max_side)
+    settings = EvidenceSettings(evidence, target) if isinstance(evidence, str) else evidence
     loaded = load_image(image)
     levels = model.levels(layers)
-    graph = model.instrumented(levels)
+    evidence_node, linear = _evidence_layer(model, settings)
+    graph = model.instrumented(levels + ([LevelSpec("evidence", evidence_node, "")] if evidence_node else []))
     net_in = network_input(loaded.image, preprocessing, model.mean, model.std)
     height, width = net_in.rgb.shape[:2]
     if level_spacing is None:
@@ -73,8 +83,13 @@ def compute_volume(
     block = model.output_buffer((top_k, len(levels), height, width))
     infos: list[LevelInfo | None] = [None] * len(levels)
 
+    kept_features: dict[str, torch.Tensor] = {}
+
     def capture(index: int, output: torch.Tensor) -> None:
-        maps = output[0]
+        if index == len(levels):  # the evidence layer, kept whole (one tensor)
+            kept_features["features"] = output
+            return
+        maps = output[0].detach()
         if maps.dim() != 3:
             raise CnnEngineError(f"layer {levels[index].name!r} gave a {tuple(output.shape)} output, not a spatial map")
         channels, scores = top_channels(maps, top_k, rank_by)
@@ -97,9 +112,21 @@ def compute_volume(
         if progress is not None:
             progress(index + 1, len(levels))
 
-    with torch.inference_mode():
-        logits = graph(net_in.tensor.to(model.device), capture)
-    predictions = _top_predictions(model, logits)
+    x = net_in.tensor.to(model.device)
+    if settings is not None and settings.method == "gradcam":
+        # Gradients are needed from the class score down to the Grad-CAM layer only.
+        with torch.enable_grad():
+            logits = graph(x.requires_grad_(True), capture)
+    else:
+        with torch.inference_mode():
+            logits = graph(x, capture)
+    if isinstance(logits, (tuple, list)):
+        logits = logits[0]
+    predictions = _top_predictions(model, logits.detach())
+    evidence_map, evidence_info = (None, None)
+    if settings is not None:
+        evidence_map, evidence_info = _evidence(model, settings, logits, kept_features, linear, evidence_node,
+                                                net_in.tensor.to(model.device), (height, width))
     return ActivationVolume(
         arrays={f"rank{k}": block[k] for k in range(top_k)},
         levels=list(infos),
@@ -122,7 +149,49 @@ def compute_volume(
         ),
         image=net_in.rgb,
         level_spacing=float(level_spacing),
+        evidence=evidence_map,
+        evidence_info=evidence_info,
     )
+
+
+def _evidence_layer(model: CnnModel, settings: EvidenceSettings | None) -> tuple[str | None, object]:
+    """The graph operation whose output the evidence method needs whole, and CAM's classifier."""
+    if settings is None or settings.method == "occlusion":
+        return None, None
+    if settings.method == "cam":
+        from .evidence.cam import cam_layers
+
+        return cam_layers(model.module, model.catalog)
+    layer = settings.layer or model.levels("blocks")[-1].name
+    return model.levels([layer])[0].node, None
+
+
+def _evidence(model, settings, logits, kept, linear, node, x, size) -> tuple[np.ndarray, EvidenceInfo]:
+    from .evidence.cam import class_activation_map
+    from .evidence.gradcam import grad_cam
+    from .evidence.occlusion import occlusion_map
+
+    probabilities = torch.softmax(logits.detach()[0].float(), dim=0)
+    target = resolve_target(settings.target, model.categories, int(probabilities.argmax()))
+    details: dict = {}
+    if settings.method == "cam":
+        with torch.no_grad():
+            values = class_activation_map(kept["features"], linear, target, size)
+    elif settings.method == "gradcam":
+        values = grad_cam(kept["features"], logits[0, target], size)
+    else:
+        values, images = occlusion_map(model.module, x, target, float(probabilities[target]), settings.patch,
+                                       settings.stride, settings.occluder, settings.batch_size)
+        details = {"patch": settings.patch, "stride": settings.stride, "occluder": settings.occluder, "images": images}
+    info = EvidenceInfo(
+        method=settings.method,
+        target_index=target,
+        target_label=model.label(target),
+        target_probability=float(probabilities[target]),
+        layer=None if settings.method == "occlusion" else node,
+        details=details,
+    )
+    return np.ascontiguousarray(values.detach().float().cpu().numpy()), info
 
 
 def default_level_spacing(height: int, width: int, levels: int) -> float:
@@ -139,8 +208,6 @@ def _as_model(model: CnnModel | nn.Module) -> CnnModel:
 
 
 def _top_predictions(model: CnnModel, logits: object, count: int = 5) -> list[Prediction]:
-    if isinstance(logits, (tuple, list)):
-        logits = logits[0]
     if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
         return []
     probabilities = torch.softmax(logits[0].float(), dim=0)

@@ -11,7 +11,8 @@ Layout (netCDF-3, 64-bit offsets), upright like VTK (see :mod:`cnn_engine.volume
 * per-level metadata as variables along ``level``: ``level_name``, ``level_type`` (char),
   ``level_native_shape`` (channels, height, width), ``level_stride`` (rows, columns),
   ``level_channel_index``, ``level_channel_score``, ``level_raw_min``, ``level_raw_max``;
-  predictions along ``prediction``.
+  predictions along ``prediction``; ``target_evidence`` (y, x), the class evidence map when the
+  volume has one, its method and class in its attributes and in ``cnn_metadata``.
 * global attributes: CF ``Conventions``/``title``/``source``/``history``, provenance, and
   ``cnn_metadata``: all metadata as one JSON text, which is what :func:`read_netcdf` trusts.
 
@@ -148,6 +149,15 @@ def _write(volume: ActivationVolume, filename: str) -> None:
         _variable(nc, "prediction_probability", "f4", ("prediction",),
                   [p.probability for p in predictions] or [np.nan], "softmax probability")
         _text(nc, "prediction_label", [p.label for p in predictions] or [""], "prediction")
+        if volume.evidence is not None and volume.evidence_info is not None:
+            info = volume.evidence_info
+            # Named to sort after image_luminance, like the level_* variables (see above).
+            evidence = nc.createVariable("target_evidence", "f4", ("y", "x"))
+            evidence.long_name = f"class evidence map ({info.method}) for {info.target_label} (class {info.target_index}), upright"
+            evidence.method = info.method
+            evidence.target_index = np.int32(info.target_index)
+            evidence.target_label = info.target_label
+            evidence[:] = volume.evidence[::-1]
 
 
 def _coordinate(nc: netcdf_file, name: str, values: np.ndarray, long_name: str) -> None:
@@ -178,7 +188,10 @@ def read_netcdf(path: str | os.PathLike) -> ActivationVolume:
         names = sorted((n for n in nc.variables if n.startswith("rank") and n[4:].isdigit()), key=lambda n: int(n[4:]))
         arrays = {name: np.ascontiguousarray(upright(nc.variables[name].data.astype(np.float32))) for name in names}
         image = np.ascontiguousarray(nc.variables["image_rgb"].data[::-1].astype(np.uint8))
-    return ActivationVolume.from_parts(arrays, image, metadata)
+        evidence = None
+        if "target_evidence" in nc.variables:
+            evidence = np.ascontiguousarray(nc.variables["target_evidence"].data[::-1].astype(np.float32))
+    return ActivationVolume.from_parts(arrays, image, metadata, evidence)
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:

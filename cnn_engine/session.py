@@ -40,6 +40,8 @@ class VolumeRequest:
     fit: str = "short-side"
     interpolation: str = "nearest"
     level_spacing: float | None = None
+    evidence: str | None = None  # cam, gradcam, occlusion (see cnn_engine.evidence)
+    target: str | int | None = None  # class index or label; None: the top-1 class
 
     def model_key(self) -> tuple[Any, ...]:
         return (self.model, self.weights, self.device)
@@ -47,7 +49,7 @@ class VolumeRequest:
     def activation_key(self) -> tuple[Any, ...]:
         # Level spacing only places the levels: changing it must not re-run the network.
         return (self.model_key(), _file_identity(self.image), self.layers, self.top_k, self.rank_by,
-                self.input_size, self.fit, self.interpolation)
+                self.input_size, self.fit, self.interpolation, self.evidence, self.target)
 
 
 def _file_identity(path: str) -> tuple[Any, ...]:
@@ -78,7 +80,8 @@ class Session:
         return self._model
 
     def grid(self, request: VolumeRequest) -> tuple[int, int, int, float]:
-        """(levels, height, width, level spacing) of the volume for ``request``, without running the network."""
+        """(levels, height, width, level spacing) of the volume in VTK (the evidence map adds the top
+        level) for ``request``, without running the network."""
         if self._volume is not None and self._volume_key == request.activation_key():
             levels, height, width = self._volume.shape
         else:
@@ -86,6 +89,8 @@ class Session:
             image = load_image(request.image).image
             width, height = fitted_size(*image.size, Preprocessing(fit=request.fit, size=request.input_size))
         spacing = request.level_spacing or default_level_spacing(height, width, levels)
+        if request.evidence:
+            levels += 1  # the evidence map is the volume's top level in VTK (see vtk_export)
         return levels, height, width, spacing
 
     def _level_count(self, request: VolumeRequest) -> int:
@@ -106,7 +111,7 @@ class Session:
             self._volume = compute_volume(
                 model, request.image, layers=request.layers, top_k=request.top_k, rank_by=request.rank_by,
                 input_size=request.input_size, fit=request.fit, interpolation=request.interpolation,
-                progress=progress,
+                progress=progress, evidence=request.evidence, target=request.target,
             )
             self._volume_key = key
             self.forward_passes += 1

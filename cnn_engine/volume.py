@@ -18,6 +18,9 @@ from typing import Any
 
 import numpy as np
 
+if False:  # typing only
+    from .evidence import EvidenceInfo  # noqa: F401
+
 from .normalize import DEFAULT_PERCENTILES, normalize, parse_normalization
 
 
@@ -81,6 +84,8 @@ class ActivationVolume:
     image order: ``rank0`` holds, on each level, the map of that layer's most active channel.
     ``image`` is the network input picture, (height, width, 3) uint8, image order.
     ``normalization`` says what was applied to ``arrays`` (``none`` for raw activations).
+    ``evidence`` is the class evidence map, (height, width) float32, image order, when one was
+    asked for; ``evidence_info`` says which method and class made it.
     """
 
     arrays: dict[str, np.ndarray]
@@ -91,6 +96,8 @@ class ActivationVolume:
     level_spacing: float
     normalization: str = "none"
     extra: dict[str, Any] = field(default_factory=dict)
+    evidence: np.ndarray | None = None
+    evidence_info: "EvidenceInfo | None" = None
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -123,13 +130,15 @@ class ActivationVolume:
             "normalization": self.normalization,
             "orientation": "arrays in files and VTK are upright: row 0 is the bottom of the image",
             **({"extra": self.extra} if self.extra else {}),
+            **({"evidence": asdict(self.evidence_info)} if self.evidence_info else {}),
         }
 
     def metadata_json(self) -> str:
         return json.dumps(_json_safe(self.metadata()), allow_nan=False)
 
     @staticmethod
-    def from_parts(arrays: dict[str, np.ndarray], image: np.ndarray, metadata: dict[str, Any]) -> "ActivationVolume":
+    def from_parts(arrays: dict[str, np.ndarray], image: np.ndarray, metadata: dict[str, Any],
+                   evidence: np.ndarray | None = None) -> "ActivationVolume":
         """Rebuild a volume from image-order arrays and :meth:`metadata` (as read from a file)."""
         levels = [
             LevelInfo(
@@ -156,6 +165,8 @@ class ActivationVolume:
             level_spacing=float(metadata["level_spacing"]),
             normalization=metadata.get("normalization", "none"),
             extra=metadata.get("extra", {}),
+            evidence=evidence,
+            evidence_info=_evidence_info(metadata.get("evidence")),
         )
 
     def to_netcdf(self, path) -> "Path":
@@ -177,6 +188,14 @@ class ActivationVolume:
         from .vtk_export import volume_to_vtk
 
         return volume_to_vtk(self)
+
+
+def _evidence_info(data: dict[str, Any] | None):
+    if not data:
+        return None
+    from .evidence import EvidenceInfo
+
+    return EvidenceInfo(**{**data, "target_probability": _float(data["target_probability"])})
 
 
 def upright(values: np.ndarray) -> np.ndarray:

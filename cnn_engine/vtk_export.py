@@ -13,6 +13,13 @@ def volume_to_vtk(volume: ActivationVolume):
     from vtkmodules.vtkCommonDataModel import vtkImageData
 
     levels, height, width = volume.shape
+    arrays = volume.arrays
+    metadata = volume.metadata()
+    if volume.evidence is not None and volume.evidence_info is not None:
+        # The evidence map is the top level of every rank array, named after method and class.
+        arrays = {name: np.concatenate([values, volume.evidence[None]]) for name, values in arrays.items()}
+        metadata["levels"] = metadata["levels"] + [_evidence_level(volume)]
+        levels += 1
     image = vtkImageData()
     image.SetDimensions(width, height, levels)
     image.SetSpacing(1.0, 1.0, volume.level_spacing)
@@ -26,7 +33,7 @@ def volume_to_vtk(volume: ActivationVolume):
         array.SetName(name)
         image.GetPointData().AddArray(array)
 
-    for name, values in volume.arrays.items():
+    for name, values in arrays.items():
         point_array(name, upright(values))
     picture = volume.image[::-1]  # upright
     point_array("image_rgb", np.broadcast_to(picture, (levels,) + picture.shape), components=3)
@@ -34,7 +41,47 @@ def volume_to_vtk(volume: ActivationVolume):
     if volume.arrays:
         image.GetPointData().SetActiveScalars(next(iter(volume.arrays)))
 
-    add_metadata_fields(image.GetFieldData(), volume.metadata())
+    add_metadata_fields(image.GetFieldData(), metadata)
+    return image
+
+
+def _evidence_level(volume: ActivationVolume) -> dict:
+    info = volume.evidence_info
+    height, width = volume.evidence.shape
+    finite = volume.evidence[np.isfinite(volume.evidence)]
+    return {
+        "index": len(volume.levels), "name": info.level_name, "layer_type": info.method,
+        "native_shape": (1, height, width), "stride": (1.0, 1.0),
+        "channels": (-1,) * volume.top_k, "scores": (float("nan"),) * volume.top_k,
+        "raw_min": float(finite.min()) if finite.size else float("nan"),
+        "raw_max": float(finite.max()) if finite.size else float("nan"),
+    }
+
+
+def evidence_image(volume: ActivationVolume):
+    """The evidence map alone as 2-D ``vtkImageData`` (width, height, 1) on the volume's X/Y grid.
+
+    Point arrays ``evidence`` and the picture (``image_rgb``, ``image_luminance``), upright, so
+    the map can be shown over the image. Empty when the volume has no evidence map.
+    """
+    from vtkmodules.util import numpy_support
+    from vtkmodules.vtkCommonDataModel import vtkImageData
+
+    image = vtkImageData()
+    if volume.evidence is None:
+        return image
+    height, width = volume.evidence.shape
+    image.SetDimensions(width, height, 1)
+    for name, values, components in (
+        ("evidence", volume.evidence[::-1], 1),
+        ("image_rgb", volume.image[::-1], 3),
+        ("image_luminance", luminance(volume.image[::-1]), 1),
+    ):
+        flat = np.array(values, order="C", copy=True).reshape((-1, components) if components > 1 else (-1,))
+        array = numpy_support.numpy_to_vtk(flat, deep=False)
+        array.SetName(name)
+        image.GetPointData().AddArray(array)
+    image.GetPointData().SetActiveScalars("evidence")
     return image
 
 
@@ -123,7 +170,11 @@ def volume_from_vtk(image) -> ActivationVolume:
     if metadata is None:
         raise FormatError("the data carries no cnn_metadata field: it was not made by the CNN Activation Volume source")
     width, height, levels = image.GetDimensions()
-    if levels != len(metadata["levels"]):
+    has_evidence = bool(metadata.get("evidence"))
+    if has_evidence:
+        # The evidence map's pseudo-level (the top one) is not a layer of the network.
+        metadata["levels"] = [lv for lv in metadata["levels"] if lv["index"] < levels - 1]
+    if levels != len(metadata["levels"]) + has_evidence:
         raise FormatError(
             f"the data has {levels} levels but its metadata describes {len(metadata['levels'])}: save the "
             "CNN Activation Volume itself, not a part of it made by a filter"
@@ -133,9 +184,8 @@ def volume_from_vtk(image) -> ActivationVolume:
     if points.GetArray("image_rgb") is None or not any(n.startswith("rank") for n in names if n):
         raise FormatError("the data has no rank0... and image_rgb arrays: it is not a CNN Activation Volume")
     ranks = sorted((n for n in names if n.startswith("rank") and n[4:].isdigit()), key=lambda n: int(n[4:]))
-    arrays = {
-        name: np.ascontiguousarray(upright(numpy_support.vtk_to_numpy(points.GetArray(name)).reshape(levels, height, width)))
-        for name in ranks
-    }
+    stacks = {name: upright(numpy_support.vtk_to_numpy(points.GetArray(name)).reshape(levels, height, width)) for name in ranks}
+    evidence = np.ascontiguousarray(stacks[ranks[0]][-1]) if has_evidence else None
+    arrays = {name: np.ascontiguousarray(values[: levels - has_evidence]) for name, values in stacks.items()}
     rgb = numpy_support.vtk_to_numpy(points.GetArray("image_rgb")).reshape(levels, height, width, 3)[0]
-    return ActivationVolume.from_parts(arrays, np.ascontiguousarray(rgb[::-1]), metadata)
+    return ActivationVolume.from_parts(arrays, np.ascontiguousarray(rgb[::-1]), metadata, evidence)

@@ -111,3 +111,31 @@ def test_models_lists_names():
     result = run("models")
     assert "resnet50  (default)" in result.stdout.splitlines()
     assert "efficientnet_lite0  (trained weights available offline)" in result.stdout.splitlines()
+
+
+def test_explain_draws_the_map_over_the_image(cat_path, tmp_path):
+    from PIL import Image
+
+    result = run("explain", str(cat_path), "--model", "efficientnet_lite0", "--method", "cam", "--target", "tabby",
+                 "-o", str(tmp_path / "cat_cam.png"), "--nc", str(tmp_path / "cat.nc"))
+    assert result.returncode == 0, result.stderr
+    assert "evidence: cam on _swish_1 for tabby (class 281" in result.stdout
+    picture = Image.open(tmp_path / "cat_cam.png")
+    assert picture.size == (337, 224) and picture.mode == "RGB"
+    vol = cnn_engine.read_netcdf(tmp_path / "cat.nc")
+    assert vol.evidence_info.method == "cam" and vol.evidence.shape == (224, 337)
+
+
+def test_explain_cam_on_vgg_points_to_gradcam(cat_path, tmp_path):
+    result = run("explain", str(cat_path), "--model", "vgg16", "--weights", "random", "--method", "cam",
+                 "-o", str(tmp_path / "x.png"))
+    assert result.returncode == 2 and "use evidence='gradcam'" in result.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_export_accepts_evidence_options(cat_path, tmp_path):
+    result = run("export", str(cat_path), "-o", str(tmp_path / "c.nc"), "--model", "efficientnet_lite0",
+                 "--evidence", "gradcam", "--target", "282", "--top-k", "1")
+    assert result.returncode == 0, result.stderr
+    assert "evidence: gradcam on _swish_1 for tiger cat (class 282" in result.stdout
+    assert cnn_engine.read_netcdf(tmp_path / "c.nc").evidence_info.target_index == 282

@@ -3,7 +3,8 @@
 * ``CNNActivationVolume`` (source, Sources > CNN) and ``CNNActivationVolumeReader`` (the same
   algorithm registered as a reader of image files, for File > Open): output port 0 is the
   activation volume as ``vtkImageData`` (see ``cnn_engine.volume`` for layout and orientation),
-  port 1 the top-5 predictions as a ``vtkTable``.
+  port 1 the top-5 predictions as a ``vtkTable``, port 2 the class evidence map (2-D image
+  data on the same X/Y, empty unless Evidence is set).
 * ``CNNLayerNormalize`` (filter): one normalised ``activation`` array from the ranked channels.
 * ``CNNNetCDFWriter`` (writer, ``*.nc``): the engine's netCDF format.
 
@@ -33,6 +34,7 @@ RANK_BY = ["mean", "max", "l2"]
 FITS = ["short-side", "center-crop", "native"]
 INTERPOLATIONS = ["nearest", "bilinear"]
 DEVICES = ["auto", "cpu", "cuda"]
+EVIDENCE = ["None", "CAM", "GradCAM", "Occlusion"]
 NORMALIZATIONS = ["PerLevelMinMax", "PerLevelPercentile", "PerLevelZScore", "Global", "None"]
 CHANNELS = ["Top1", "Rank", "MeanTopK", "MaxTopK"]
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
@@ -77,14 +79,14 @@ class _ActivationVolumeBase(_Reporting, VTKPythonAlgorithmBase):
     label = "CNN Activation Volume"
 
     def __init__(self) -> None:
-        VTKPythonAlgorithmBase.__init__(self, nInputPorts=0, nOutputPorts=2, outputType="vtkImageData")
+        VTKPythonAlgorithmBase.__init__(self, nInputPorts=0, nOutputPorts=3, outputType="vtkImageData")
         from cnn_engine.session import Session
 
         self.session = Session()
         self._settings = {
             "image": "", "model": "resnet50", "weights": "default", "layers": "blocks", "top_k": 4,
             "rank_by": "mean", "input_size": 224, "fit": "short-side", "interpolation": "nearest",
-            "level_spacing": 0.0, "device": "auto",
+            "level_spacing": 0.0, "device": "auto", "evidence": "None", "target": "",
         }
 
     @property
@@ -98,7 +100,7 @@ class _ActivationVolumeBase(_Reporting, VTKPythonAlgorithmBase):
             self.Modified()
 
     def FillOutputPortInformation(self, port, info):
-        info.Set(vtkDataObject.DATA_TYPE_NAME(), "vtkImageData" if port == 0 else "vtkTable")
+        info.Set(vtkDataObject.DATA_TYPE_NAME(), "vtkTable" if port == 1 else "vtkImageData")
         return 1
 
     @smproperty.stringvector(name="FileName", default_values="")
@@ -184,6 +186,20 @@ class _ActivationVolumeBase(_Reporting, VTKPythonAlgorithmBase):
     def a12_SetDevice(self, index):
         self._set("device", DEVICES[index])
 
+    @smproperty.intvector(name="Evidence", default_values=0)
+    @smdomain.xml(enumeration(EVIDENCE, "Class evidence map for the Target Class, added as the volume's top level "
+                              "and as output port 2 (2-D, on the same X/Y): CAM (models ending in global pooling and "
+                              "one linear layer), GradCAM (any model), Occlusion (drop of the class probability when a "
+                              "32-pixel patch is hidden; hundreds of forward passes)."))
+    def a13_SetEvidence(self, index):
+        self._set("evidence", EVIDENCE[index])
+
+    @smproperty.stringvector(name="TargetClass", label="Target Class", number_of_elements=1, default_values="")
+    @smdomain.xml(documentation("The class to explain: a label (tabby) or class index (281), as listed in the "
+                                "predictions table (output port 1); empty for the top-1 class."))
+    def a14_SetTargetClass(self, target):
+        self._set("target", (target or "").strip())
+
     def _request(self):
         from cnn_engine.session import VolumeRequest
 
@@ -197,6 +213,7 @@ class _ActivationVolumeBase(_Reporting, VTKPythonAlgorithmBase):
             weights=None if s["weights"] == "default" else s["weights"], device=s["device"],
             layers=s["layers"], top_k=s["top_k"], rank_by=s["rank_by"], input_size=s["input_size"],
             fit=s["fit"], interpolation=s["interpolation"], level_spacing=s["level_spacing"] or None,
+            evidence=None if s["evidence"] == "None" else s["evidence"].lower(), target=s["target"] or None,
         )
 
     def RequestInformation(self, request, inInfo, outInfo):
@@ -216,15 +233,21 @@ class _ActivationVolumeBase(_Reporting, VTKPythonAlgorithmBase):
         info.Set(Pipeline.WHOLE_EXTENT(), 0, width - 1, 0, height - 1, 0, levels - 1)
         info.Set(vtkDataObject.SPACING(), 1.0, 1.0, spacing)
         info.Set(vtkDataObject.ORIGIN(), 0.0, 0.0, 0.0)
+        flat = outInfo.GetInformationObject(2)
+        if self._settings["evidence"] == "None":
+            flat.Set(Pipeline.WHOLE_EXTENT(), 0, -1, 0, -1, 0, -1)
+        else:
+            flat.Set(Pipeline.WHOLE_EXTENT(), 0, width - 1, 0, height - 1, 0, 0)
         return 1
 
     def RequestData(self, request, inInfo, outInfo):
         def work() -> int:
-            from cnn_engine.vtk_export import predictions_table
+            from cnn_engine.vtk_export import evidence_image, predictions_table
 
             volume = self.session.volume(self._request(), progress=lambda done, total: self.UpdateProgress(0.9 * done / total))
             vtkImageData.GetData(outInfo, 0).ShallowCopy(volume.to_vtk())
             vtkTable.GetData(outInfo, 1).ShallowCopy(predictions_table(volume))
+            vtkImageData.GetData(outInfo, 2).ShallowCopy(evidence_image(volume))
             self.UpdateProgress(1.0)
             return 1
 

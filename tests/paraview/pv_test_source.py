@@ -87,6 +87,21 @@ def test_changing_the_filter_or_spacing_does_not_rerun_the_network():
     Delete(source)
 
 
+def test_evidence_is_the_top_level_and_its_own_output():
+    source = cat_source(Model="efficientnet_lite0", Weights="default", Evidence="GradCAM", TargetClass="tabby")
+    assert tuple(source.GetDataInformation(0).GetExtent()) == (0, 336, 0, 223, 0, 19)
+    names = fetch(source).GetFieldData().GetAbstractArray("level_name")
+    assert names.GetValue(19) == "gradcam: tabby (281)", names.GetValue(19)
+    flat = fetch(source, 2)
+    assert flat.GetDimensions() == (337, 224, 1)
+    evidence = vtk_to_numpy(flat.GetPointData().GetArray("evidence"))
+    assert evidence.max() > 0 and np.isfinite(evidence).all()
+    source.Evidence = "None"
+    source.UpdatePipeline()
+    assert tuple(source.GetDataInformation(0).GetExtent()) == (0, 336, 0, 223, 0, 18)
+    Delete(source)
+
+
 def test_progress_is_reported():
     source = CNNActivationVolume(FileName=CAT, Weights="random", TopK=1)
     seen = []
