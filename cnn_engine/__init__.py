@@ -10,6 +10,7 @@ The public API, stable for scripts and notebooks::
     vol.predictions[0].label     # the top-1 class
     vol.to_netcdf("cat.nc")      # CF netCDF that ParaView's stock reader opens
     vol.to_vtk()                 # vtkImageData, upright in ParaView
+    cnn_engine.compute_volume(model, "cat.jpg", evidence="gradcam", target="tabby").evidence
 
 ParaView is never imported by the engine; VTK only by ``to_vtk``.
 """
@@ -27,6 +28,7 @@ from .errors import (  # noqa: E402
     WeightsUnavailableError,
 )
 from .models import CnnModel, available_models, load_model  # noqa: E402
+from .evidence import EvidenceError, EvidenceInfo, EvidenceSettings  # noqa: E402
 from .compute import compute_volume  # noqa: E402
 from .normalize import NORMALIZATIONS, normalize  # noqa: E402
 from .volume import ActivationVolume, LevelInfo, Prediction, Provenance  # noqa: E402
@@ -36,6 +38,9 @@ __all__ = [
     "ActivationVolume",
     "CnnEngineError",
     "CnnModel",
+    "EvidenceError",
+    "EvidenceInfo",
+    "EvidenceSettings",
     "FormatError",
     "ImageError",
     "LayerError",

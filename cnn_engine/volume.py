@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-if False:  # typing only
-    from .evidence import EvidenceInfo  # noqa: F401
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .evidence import EvidenceInfo
 
 from .normalize import DEFAULT_PERCENTILES, normalize, parse_normalization
 
