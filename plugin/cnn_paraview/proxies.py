@@ -80,9 +80,15 @@ class _ActivationVolumeBase(_Reporting, VTKPythonAlgorithmBase):
 
     def __init__(self) -> None:
         VTKPythonAlgorithmBase.__init__(self, nInputPorts=0, nOutputPorts=3, outputType="vtkImageData")
-        from cnn_engine.session import Session
-
-        self.session = Session()
+        try:
+            from cnn_engine.session import Session
+        except ImportError as exc:  # no .venv, or an incomplete one: say so on every update
+            self.session = None
+            self._setup_error = (f"the cnnvis Python environment is not usable here ({exc}); run scripts/setup.sh "
+                                 "in the project folder, or set CNNVIS_VENV to its virtual environment")
+        else:
+            self.session = Session()
+            self._setup_error = None
         self._settings = {
             "image": "", "model": "resnet50", "weights": "default", "layers": "blocks", "top_k": 4,
             "rank_by": "mean", "input_size": 224, "fit": "short-side", "interpolation": "nearest",
@@ -92,7 +98,7 @@ class _ActivationVolumeBase(_Reporting, VTKPythonAlgorithmBase):
     @property
     def forward_passes(self) -> int:
         """How often the network ran (a script or test can check that nothing re-ran)."""
-        return self.session.forward_passes
+        return self.session.forward_passes if self.session is not None else 0
 
     def _set(self, key: str, value) -> None:
         if self._settings[key] != value:
@@ -221,10 +227,10 @@ class _ActivationVolumeBase(_Reporting, VTKPythonAlgorithmBase):
         # from the image size and the layer set, without weights and without running the network.
         # Errors stay quiet here: paraview.simple sets File Name before the other properties, so
         # this also runs on half-set sources; RequestData reports what is really wrong.
+        if not self._settings["image"] or self.session is None:
+            return 1
         from cnn_engine import CnnEngineError
 
-        if not self._settings["image"]:
-            return 1
         try:
             levels, height, width, spacing = self.session.grid(self._request())
         except CnnEngineError:
@@ -241,6 +247,9 @@ class _ActivationVolumeBase(_Reporting, VTKPythonAlgorithmBase):
         return 1
 
     def RequestData(self, request, inInfo, outInfo):
+        if self._setup_error:
+            return self._fail(self._setup_error)
+
         def work() -> int:
             from cnn_engine.vtk_export import evidence_image, predictions_table
 
