@@ -186,19 +186,23 @@ def _export(args: argparse.Namespace) -> int:
     return _export_all(model, images, targets, args)
 
 
-def _export_all(model, images: list[Path], targets: list[Path], args: argparse.Namespace) -> int:
+def _compute(model, image: Path, args: argparse.Namespace):
+    """compute_volume with the volume and evidence options of the command line."""
     from .compute import compute_volume
 
+    return compute_volume(
+        model, image, layers=args.layers, top_k=args.top_k, rank_by=args.rank_by, input_size=args.input_size,
+        fit=args.fit, interpolation=args.interpolation, level_spacing=args.level_spacing,
+        evidence=_evidence_settings(args),
+    )
+
+
+def _export_all(model, images: list[Path], targets: list[Path], args: argparse.Namespace) -> int:
     failures = 0
     bar = _progress(len(images))
     for image, target in zip(images, targets):
         try:
-            volume = compute_volume(
-                model, image, layers=args.layers, top_k=args.top_k, rank_by=args.rank_by,
-                input_size=args.input_size, fit=args.fit, interpolation=args.interpolation,
-                level_spacing=args.level_spacing, evidence=_evidence_settings(args),
-            )
-            volume = volume.normalized(args.normalization)
+            volume = _compute(model, image, args).normalized(args.normalization)
             if getattr(args, "note", None):
                 volume.extra["note"] = args.note
             volume.to_netcdf(target)
@@ -266,7 +270,6 @@ def _describe_evidence(info) -> str:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from .compute import compute_volume
     from .netcdf import check_writable
     from .overlay import overlay, save_picture
 
@@ -276,12 +279,7 @@ def _explain(args: argparse.Namespace) -> int:
     check_writable(args.output)
     if args.nc:
         check_writable(args.nc)
-    model = load_model(args.model, weights=args.weights, device=args.device)
-    volume = compute_volume(
-        model, image, layers=args.layers, top_k=args.top_k, rank_by=args.rank_by, input_size=args.input_size,
-        fit=args.fit, interpolation=args.interpolation, level_spacing=args.level_spacing,
-        evidence=_evidence_settings(args),
-    )
+    volume = _compute(load_model(args.model, weights=args.weights, device=args.device), image, args)
     path = save_picture(overlay(volume.image, volume.evidence), args.output)
     _print_predictions(volume)
     print(f"evidence: {_describe_evidence(volume.evidence_info)}")

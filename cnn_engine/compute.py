@@ -126,7 +126,7 @@ def compute_volume(
     evidence_map, evidence_info = (None, None)
     if settings is not None:
         evidence_map, evidence_info = _evidence(model, settings, logits, kept_features, linear, evidence_node,
-                                                net_in.tensor.to(model.device), (height, width))
+                                                x, (height, width))
     return ActivationVolume(
         arrays={f"rank{k}": block[k] for k in range(top_k)},
         levels=list(infos),

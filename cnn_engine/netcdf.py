@@ -32,7 +32,7 @@ import numpy as np
 from scipy.io import netcdf_file
 
 from .errors import FormatError, OutputError
-from .volume import ActivationVolume, luminance, upright
+from .volume import ActivationVolume, luminance, rank_names, upright
 
 FORMAT_NAME = "cnn_engine activation volume"
 FORMAT_VERSION = 1
@@ -185,8 +185,8 @@ def read_netcdf(path: str | os.PathLike) -> ActivationVolume:
     """Read a volume written by :func:`write_netcdf`; arrays come back in image order."""
     with _open_volume_file(path) as nc:
         metadata = json.loads(_attribute(nc, "cnn_metadata"))
-        names = sorted((n for n in nc.variables if n.startswith("rank") and n[4:].isdigit()), key=lambda n: int(n[4:]))
-        arrays = {name: np.ascontiguousarray(upright(nc.variables[name].data.astype(np.float32))) for name in names}
+        arrays = {name: np.ascontiguousarray(upright(nc.variables[name].data.astype(np.float32)))
+                  for name in rank_names(nc.variables)}
         image = np.ascontiguousarray(nc.variables["image_rgb"].data[::-1].astype(np.uint8))
         evidence = None
         if "target_evidence" in nc.variables:

@@ -99,7 +99,7 @@ def fit_image(image: Image.Image, preprocessing: Preprocessing) -> Image.Image:
     if target != (width, height):
         image = image.resize(target, Image.BILINEAR)
     if preprocessing.fit == "center-crop":
-        crop = min(preprocessing.size, *image.size)
+        crop = fitted_size(width, height, preprocessing)[0]
         left = (image.size[0] - crop) // 2
         top = (image.size[1] - crop) // 2
         image = image.crop((left, top, left + crop, top + crop))

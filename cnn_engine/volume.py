@@ -200,6 +200,12 @@ def _evidence_info(data: dict[str, Any] | None):
     return EvidenceInfo(**{**data, "target_probability": _float(data["target_probability"])})
 
 
+def rank_names(names) -> list[str]:
+    """The ``rank0``, ``rank1``, ... names among ``names`` (None entries allowed), in rank order."""
+    ranks = [n for n in names if n and n.startswith("rank") and n[4:].isdigit()]
+    return sorted(ranks, key=lambda n: int(n[4:]))
+
+
 def upright(values: np.ndarray) -> np.ndarray:
     """Flip the rows of (..., height, width) image-order arrays into y-up order (a view).
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .volume import ActivationVolume, luminance, upright
+from .volume import ActivationVolume, luminance, rank_names, upright
 
 
 def volume_to_vtk(volume: ActivationVolume):
     """See :meth:`ActivationVolume.to_vtk` for the layout."""
-    from vtkmodules.util import numpy_support
     from vtkmodules.vtkCommonDataModel import vtkImageData
 
     levels, height, width = volume.shape
@@ -24,25 +23,30 @@ def volume_to_vtk(volume: ActivationVolume):
     image.SetDimensions(width, height, levels)
     image.SetSpacing(1.0, 1.0, volume.level_spacing)
     image.SetOrigin(0.0, 0.0, 0.0)
-
-    def point_array(name: str, values: np.ndarray, components: int = 1):
-        # One copy into a fresh C-ordered buffer, which the VTK array then shares (deep=False
-        # keeps a reference to it): x fastest, then y, then z, as VTK expects.
-        flat = np.array(values, order="C", copy=True).reshape((-1, components) if components > 1 else (-1,))
-        array = numpy_support.numpy_to_vtk(flat, deep=False)
-        array.SetName(name)
-        image.GetPointData().AddArray(array)
-
     for name, values in arrays.items():
-        point_array(name, upright(values))
+        _add_point_array(image, name, upright(values))
     picture = volume.image[::-1]  # upright
-    point_array("image_rgb", np.broadcast_to(picture, (levels,) + picture.shape), components=3)
-    point_array("image_luminance", np.broadcast_to(luminance(picture), (levels, height, width)))
+    _add_point_array(image, "image_rgb", np.broadcast_to(picture, (levels,) + picture.shape), components=3)
+    _add_point_array(image, "image_luminance", np.broadcast_to(luminance(picture), (levels, height, width)))
     if volume.arrays:
         image.GetPointData().SetActiveScalars(next(iter(volume.arrays)))
 
     add_metadata_fields(image.GetFieldData(), metadata)
     return image
+
+
+def _add_point_array(image, name: str, values: np.ndarray, components: int = 1) -> None:
+    """Add ``values`` (z, y, x order, or (y, x) for one slice) as point array ``name`` of ``image``.
+
+    One copy into a fresh C-ordered buffer, which the VTK array then shares (deep=False keeps a
+    reference to it): x fastest, then y, then z, as VTK expects.
+    """
+    from vtkmodules.util import numpy_support
+
+    flat = np.array(values, order="C", copy=True).reshape((-1, components) if components > 1 else (-1,))
+    array = numpy_support.numpy_to_vtk(flat, deep=False)
+    array.SetName(name)
+    image.GetPointData().AddArray(array)
 
 
 def _evidence_level(volume: ActivationVolume) -> dict:
@@ -64,7 +68,6 @@ def evidence_image(volume: ActivationVolume):
     Point arrays ``evidence`` and the picture (``image_rgb``, ``image_luminance``), upright, so
     the map can be shown over the image. Empty when the volume has no evidence map.
     """
-    from vtkmodules.util import numpy_support
     from vtkmodules.vtkCommonDataModel import vtkImageData
 
     image = vtkImageData()
@@ -72,15 +75,9 @@ def evidence_image(volume: ActivationVolume):
         return image
     height, width = volume.evidence.shape
     image.SetDimensions(width, height, 1)
-    for name, values, components in (
-        ("evidence", volume.evidence[::-1], 1),
-        ("image_rgb", volume.image[::-1], 3),
-        ("image_luminance", luminance(volume.image[::-1]), 1),
-    ):
-        flat = np.array(values, order="C", copy=True).reshape((-1, components) if components > 1 else (-1,))
-        array = numpy_support.numpy_to_vtk(flat, deep=False)
-        array.SetName(name)
-        image.GetPointData().AddArray(array)
+    _add_point_array(image, "evidence", volume.evidence[::-1])
+    _add_point_array(image, "image_rgb", volume.image[::-1], components=3)
+    _add_point_array(image, "image_luminance", luminance(volume.image[::-1]))
     image.GetPointData().SetActiveScalars("evidence")
     return image
 
@@ -181,9 +178,9 @@ def volume_from_vtk(image) -> ActivationVolume:
         )
     points = image.GetPointData()
     names = [points.GetArrayName(i) for i in range(points.GetNumberOfArrays())]
-    if points.GetArray("image_rgb") is None or not any(n.startswith("rank") for n in names if n):
+    ranks = rank_names(names)
+    if points.GetArray("image_rgb") is None or not ranks:
         raise FormatError("the data has no rank0... and image_rgb arrays: it is not a CNN Activation Volume")
-    ranks = sorted((n for n in names if n.startswith("rank") and n[4:].isdigit()), key=lambda n: int(n[4:]))
     stacks = {name: upright(numpy_support.vtk_to_numpy(points.GetArray(name)).reshape(levels, height, width)) for name in ranks}
     evidence = np.ascontiguousarray(stacks[ranks[0]][-1]) if has_evidence else None
     arrays = {name: np.ascontiguousarray(values[: levels - has_evidence]) for name, values in stacks.items()}

@@ -373,13 +373,13 @@ class CNNLayerNormalize(_Reporting, VTKPythonAlgorithmBase):
     def RequestData(self, request, inInfo, outInfo):
         def work() -> int:
             from cnn_engine.selection import layer_view
+            from cnn_engine.volume import rank_names
 
             source = vtkImageData.GetData(inInfo[0], 0)
             width, height, levels = source.GetDimensions()
             points = source.GetPointData()
             names = [points.GetArrayName(i) for i in range(points.GetNumberOfArrays())]
-            rank_names = sorted((n for n in names if n and n.startswith("rank") and n[4:].isdigit()), key=lambda n: int(n[4:]))
-            ranks = [numpy_support.vtk_to_numpy(points.GetArray(n)).reshape(levels, height, width) for n in rank_names]
+            ranks = [numpy_support.vtk_to_numpy(points.GetArray(n)).reshape(levels, height, width) for n in rank_names(names)]
             activation, kept = layer_view(ranks, self._channels, self._rank, self._normalization,
                                           self._percentiles, self._first, self._last)
             output = vtkImageData.GetData(outInfo, 0)
