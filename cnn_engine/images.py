@@ -68,6 +68,22 @@ def load_image(source: ImageSource) -> LoadedImage:
     )
 
 
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(width, height) of an image file as :func:`load_image` shows it, read from its header.
+
+    EXIF orientations 5 to 8 turn the image by 90 degrees, so they swap the sides. Nothing is
+    decoded; a file whose header cannot be read goes through :func:`load_image`, which says
+    what is wrong with it.
+    """
+    try:
+        with Image.open(path) as opened:
+            width, height = opened.size
+            orientation = opened.getexif().get(0x0112, 1)
+    except (OSError, SyntaxError, ValueError, UnidentifiedImageError):
+        return load_image(path).image.size
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
 def _load_file(path: Path) -> LoadedImage:
     if not path.exists():
         raise ImageError(f"image not found: {path}")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .compute import Progress, compute_volume, default_level_spacing
-from .images import load_image
+from .images import image_size
 from .models import CnnModel, load_model
 from .preprocess import Preprocessing, fitted_size
 from .volume import ActivationVolume
@@ -86,8 +86,9 @@ class Session:
             levels, height, width = self._volume.shape
         else:
             levels = self._level_count(request)
-            image = load_image(request.image).image
-            width, height = fitted_size(*image.size, Preprocessing(fit=request.fit, size=request.input_size))
+            # The header is enough: RequestData decodes the image once, in compute_volume.
+            size = image_size(request.image)
+            width, height = fitted_size(*size, Preprocessing(fit=request.fit, size=request.input_size))
         spacing = request.level_spacing or default_level_spacing(height, width, levels)
         if request.evidence:
             levels += 1  # the evidence map is the volume's top level in VTK (see vtk_export)

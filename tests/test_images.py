@@ -118,3 +118,15 @@ def test_folder_is_not_an_image(tmp_path):
 def test_array_of_wrong_shape_is_refused():
     with pytest.raises(ImageError, match=r"shape \(4, 4, 2\)"):
         load_image(np.zeros((4, 4, 2), np.uint8))
+
+
+def test_size_from_the_header_matches_the_loaded_image(samples, tmp_path):
+    from cnn_engine.images import image_size
+
+    stored = np.zeros((20, 40, 3), np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).save(tmp_path / "rotated.jpg", exif=exif.tobytes())
+    for path in [tmp_path / "rotated.jpg", *sorted(samples.glob("*.jpg")), samples / "camera.png"]:
+        assert image_size(path) == load_image(path).image.size, path
+    assert image_size(tmp_path / "rotated.jpg") == (20, 40)
