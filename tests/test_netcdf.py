@@ -1,9 +1,14 @@
-"""netCDF export: a round trip keeps everything; a failed write leaves nothing behind."""
+"""netCDF export: a round trip keeps everything; a failed write leaves nothing behind; other tools
+(xarray, any CF reader) read the text, names and units as the volume has them."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
+import xarray as xr
+from scipy.io import netcdf_file
 
 import cnn_engine
 from cnn_engine import FormatError, OutputError
@@ -77,3 +82,132 @@ def test_metadata_alone_can_be_read(cat_volume, tmp_path):
 
     path = cat_volume.to_netcdf(tmp_path / "m.nc")
     assert read_metadata(path)["levels"][3]["name"] == "layer1.0"
+
+
+@pytest.fixture(scope="module")
+def evidence_volume(resnet50_random, cat_path):
+    """The cat, 19 levels, with a CAM map: every variable the format has, target_evidence included."""
+    return cnn_engine.compute_volume(resnet50_random, cat_path, layers="blocks", top_k=4, evidence="cam").normalized()
+
+
+@pytest.fixture(scope="module")
+def evidence_file(evidence_volume, tmp_path_factory):
+    return evidence_volume.to_netcdf(tmp_path_factory.mktemp("nc") / "cat.nc")
+
+
+@pytest.fixture(scope="module")
+def accented_volume(evidence_volume):
+    """The same volume with non-ASCII level names, layer types, labels and image name."""
+    levels = list(evidence_volume.levels)
+    levels[3] = dataclasses.replace(levels[3], name="couche_é.0", layer_type="Bloc résiduel")
+    predictions = list(evidence_volume.predictions)
+    predictions[0] = dataclasses.replace(predictions[0], label="crème brûlée")
+    return dataclasses.replace(
+        evidence_volume, levels=levels, predictions=predictions,
+        evidence_info=dataclasses.replace(evidence_volume.evidence_info, target_label="crème brûlée"),
+        provenance=dataclasses.replace(evidence_volume.provenance, image_path="/photos/chat_été.jpg"),
+    )
+
+
+def _text_variables(path) -> list[str]:
+    with netcdf_file(str(path), "r", mmap=False) as nc:
+        return sorted(name for name, var in nc.variables.items() if var.typecode() == "c")
+
+
+def test_xarray_reads_every_text_variable_as_the_volume_values(evidence_volume, evidence_file):
+    expected = {
+        "level_name": [lv.name for lv in evidence_volume.levels],
+        "level_type": [lv.layer_type for lv in evidence_volume.levels],
+        "prediction_label": [p.label for p in evidence_volume.predictions],
+    }
+    assert _text_variables(evidence_file) == sorted(expected)
+    with xr.open_dataset(evidence_file) as ds:
+        assert {name: ds[name].values.tolist() for name in expected} == expected
+    assert expected["level_name"][:4] == ["input", "relu", "maxpool", "layer1.0"]
+
+
+def test_char_variables_hold_the_utf8_bytes_nul_padded(evidence_file):
+    with netcdf_file(str(evidence_file), "r", mmap=False) as nc:
+        names = nc.variables["level_name"]
+        assert names.dimensions == ("level", "level_name_strlen") and names.data.shape == (19, 8)
+        assert names.data[0].tobytes() == b"input\0\0\0" and names.data[3].tobytes() == b"layer1.0"
+        assert names._Encoding == b"utf-8"
+
+
+def test_every_variable_has_a_long_name(evidence_file):
+    with netcdf_file(str(evidence_file), "r", mmap=False) as nc:
+        assert {"x", "y", "level", "image_luminance", "image_rgb", "target_evidence"} <= set(nc.variables)
+        assert [name for name, var in nc.variables.items() if not getattr(var, "long_name", b"").strip()] == []
+
+
+def test_units_are_udunits_dimensionless_and_absent_only_on_text_indices_and_counts(evidence_file):
+    with netcdf_file(str(evidence_file), "r", mmap=False) as nc:
+        units = {name: getattr(var, "units", None) for name, var in nc.variables.items()}
+    no_units = {"level_index", "level_name", "level_type", "level_native_shape", "level_channel_index",
+                "prediction_index", "prediction_label"}
+    assert {name for name, value in units.items() if value is None} == no_units
+    assert {value for name, value in units.items() if name not in no_units} == {b"1"}
+
+
+def test_conventions_is_cf_1_8(evidence_file):
+    with xr.open_dataset(evidence_file) as ds:
+        assert ds.attrs["Conventions"] == "CF-1.8"
+
+
+def test_level_index_selects_a_level_in_xarray(evidence_volume, evidence_file):
+    with xr.open_dataset(evidence_file) as ds:
+        level = ds.swap_dims(level="level_index").sel(level_index=3)
+        assert level.level_name.item() == "layer1.0"
+        # y is upright in the file: image row 0 is the last y.
+        assert np.array_equal(level.rank0.values, evidence_volume.arrays["rank0"][3][::-1], equal_nan=True)
+        assert np.array_equal(ds.isel(level=3).rank0.values, level.rank0.values, equal_nan=True)
+
+
+def test_level_name_selects_a_level_in_xarray(evidence_volume, evidence_file):
+    with xr.open_dataset(evidence_file) as ds:
+        level = ds.swap_dims(level="level_name").sel(level_name="layer1.0")
+        assert level.level_index.item() == 3 and level.level_type.item() == "Bottleneck"
+        assert np.array_equal(level.rank1.values, evidence_volume.arrays["rank1"][3][::-1], equal_nan=True)
+
+
+def test_level_coordinate_stays_index_times_spacing(evidence_volume, evidence_file):
+    with xr.open_dataset(evidence_file) as ds:
+        assert ds.level_index.values.tolist() == list(range(19))
+        expected = np.arange(19, dtype=np.float32) * np.float32(evidence_volume.level_spacing)
+        assert np.array_equal(ds.level.values, expected)
+
+
+def test_evidence_volume_round_trips_equal(evidence_volume, evidence_file):
+    back = cnn_engine.read_netcdf(evidence_file)
+    assert back.metadata_json() == evidence_volume.metadata_json()
+    assert np.array_equal(back.evidence, evidence_volume.evidence)
+    for name, values in evidence_volume.arrays.items():
+        assert np.array_equal(back.arrays[name], values, equal_nan=True)
+
+
+def test_non_ascii_text_reads_back_in_xarray(accented_volume, tmp_path):
+    path = accented_volume.to_netcdf(tmp_path / "accents.nc")
+    with xr.open_dataset(path) as ds:
+        assert ds.level_name.values[3] == "couche_é.0" and ds.level_type.values[3] == "Bloc résiduel"
+        assert ds.prediction_label.values.tolist() == [p.label for p in accented_volume.predictions]
+        assert ds.target_evidence.attrs["target_label"] == "crème brûlée"
+        assert ds.attrs["title"] == "resnet50 activations of chat_été.jpg"
+
+
+def test_non_ascii_text_round_trips_through_read_netcdf(accented_volume, tmp_path):
+    back = cnn_engine.read_netcdf(accented_volume.to_netcdf(tmp_path / "accents.nc"))
+    assert back.levels[3].name == "couche_é.0" and back.levels[3].layer_type == "Bloc résiduel"
+    assert back.predictions[0].label == "crème brûlée" and back.evidence_info.target_label == "crème brûlée"
+    assert back.provenance.image_path == "/photos/chat_été.jpg"
+    assert back.metadata_json() == accented_volume.metadata_json()
+
+
+def test_ncdump_prints_the_level_names_as_text(evidence_volume, evidence_file):
+    import subprocess
+
+    dump = subprocess.run(["ncdump", "-v", "level_name", str(evidence_file)], capture_output=True, text=True,
+                          check=True).stdout
+    data = dump.split("data:", 1)[1]
+    names = [name for name in evidence_volume.level_names]
+    assert f'level_name =\n  "{names[0]}",\n  "{names[1]}",' in data, data[:400]
+    assert all(f'"{name}"' in data for name in names)
