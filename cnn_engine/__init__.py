@@ -3,7 +3,8 @@
 The public API, stable for scripts and notebooks::
 
     import cnn_engine
-    model = cnn_engine.load_model("resnet50", weights="IMAGENET1K_V1")
+    model = cnn_engine.load_model("resnet50", weights="IMAGENET1K_V1")   # never swaps a model
+    model = cnn_engine.load_default_model()   # resnet50, or offline the trained efficientnet_lite0
     vol = cnn_engine.compute_volume(model, "cat.jpg", layers="blocks", top_k=4)
     vol.arrays["rank0"]          # (levels, height, width) float32, row 0 = top of the image
     vol.levels[3].name           # 'layer1.0'
@@ -27,7 +28,7 @@ from .errors import (  # noqa: E402
     WeightsError,
     WeightsUnavailableError,
 )
-from .models import CnnModel, available_models, load_model  # noqa: E402
+from .models import CnnModel, available_models, load_default_model, load_model  # noqa: E402
 from .evidence import EvidenceError, EvidenceInfo, EvidenceSettings  # noqa: E402
 from .compute import compute_volume  # noqa: E402
 from .normalize import NORMALIZATIONS, normalize  # noqa: E402
@@ -54,6 +55,7 @@ __all__ = [
     "WeightsUnavailableError",
     "available_models",
     "compute_volume",
+    "load_default_model",
     "load_model",
     "normalize",
     "read_netcdf",

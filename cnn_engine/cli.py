@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import Sequence
 
 from . import __version__
-from .errors import CnnEngineError, OutputError, WeightsUnavailableError
+from .errors import CnnEngineError, OutputError
 from .evidence import METHODS, OCCLUDERS, EvidenceSettings
-from .images import IMAGE_EXTENSIONS
+from .images import IMAGE_EXTENSIONS, image_size
 from .layers import LAYER_SETS, REFERENCE_SIZE, probe_shapes
-from .models import DEFAULT_MODEL, DEVICES, OFFLINE_MODEL, available_models, load_model
+from .models import DEFAULT_MODEL, DEVICES, OFFLINE_MODEL, available_models, load_default_model, load_model
 from .netcdf import check_writable
 from .normalize import NORMALIZATIONS
-from .preprocess import FITS
+from .preprocess import FITS, Preprocessing, fitted_size
 from .ranking import RANK_BY
 from .resample import INTERPOLATIONS
 
@@ -81,15 +81,22 @@ def _parser() -> argparse.ArgumentParser:
     layers = commands.add_parser("layers", help="list the levels of a model's layer set")
     layers.add_argument("--model", default=DEFAULT_MODEL, help=f"model name (default {DEFAULT_MODEL})")
     layers.add_argument("--layers", default="blocks", help=f"layer set ({', '.join(LAYER_SETS)}) or comma-separated names")
-    layers.add_argument("--input-size", type=int, default=REFERENCE_SIZE, help="square input side in pixels for the shapes")
+    layers.add_argument("--image", default=None,
+                        help="show the shapes on the input grid this image gets (default: a square input)")
+    layers.add_argument("--input-size", type=int, default=REFERENCE_SIZE,
+                        help=f"network input size in pixels (default {REFERENCE_SIZE}), as for export")
+    layers.add_argument("--fit", choices=FITS, default="short-side",
+                        help="how the image meets the input size (default short-side), as for export")
     layers.set_defaults(run=_layers)
 
     paraview = commands.add_parser(
         "paraview", help="open ParaView with the plugin loaded (and an image's volume, or a state file)"
     )
-    paraview.add_argument("image", nargs="?", help="an image to show as a volume with a slice")
+    paraview.add_argument("image", nargs="?",
+                          help="an image to show: the input, an early, a middle and the last level of its volume")
     paraview.add_argument("--state", help="a ParaView state file (.pvsm) to open, e.g. examples/cat_efficientnet_lite0.pvsm")
-    paraview.add_argument("--model", default=DEFAULT_MODEL, help=f"model for IMAGE (default {DEFAULT_MODEL})")
+    paraview.add_argument("--model", default=DEFAULT_MODEL,
+                          help=f"model for IMAGE (default {DEFAULT_MODEL}; offline, with default weights: {OFFLINE_MODEL})")
     paraview.add_argument("--weights", default="default", help="weights for IMAGE (default: the model's default)")
     paraview.add_argument("--no-settings", action="store_true", help="start ParaView without reading or saving its user settings (--dr)")
     paraview.set_defaults(run=_paraview)
@@ -101,9 +108,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def _model_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
-    group.add_argument("--model", default=DEFAULT_MODEL, help=f"torchvision model name or {OFFLINE_MODEL} (default {DEFAULT_MODEL})")
+    group.add_argument("--model", default=None,
+                       help=f"torchvision model name or {OFFLINE_MODEL} (default {DEFAULT_MODEL}; without its ImageNet "
+                            f"weights and with no --weights given, the trained offline {OFFLINE_MODEL})")
     group.add_argument("--weights", default=None,
-                       help="IMAGENET1K_V1 (resnet50 default), another torchvision weights name, DEFAULT, random, or a .pth/TorchScript file")
+                       help="the model's default (IMAGENET1K_V1 for resnet50), another torchvision weights name, DEFAULT, "
+                            "random, or a .pth/TorchScript file")
     group.add_argument("--device", choices=DEVICES, default="auto")
 
 
@@ -182,8 +192,18 @@ def _targets(images: list[Path], output: str) -> list[Path]:
 def _export(args: argparse.Namespace) -> int:
     images = _collect_images(args.images)
     targets = _targets(images, args.output)
-    model = load_model(args.model, weights=args.weights, device=args.device)
-    return _export_all(model, images, targets, args)
+    return _export_all(_load(args), images, targets, args)
+
+
+def _load(args: argparse.Namespace):
+    """The model the options ask for; with neither --model nor --weights, the default model or,
+    offline, the trained offline model (said once on stderr, and recorded in every volume)."""
+    if args.model is None and args.weights is None:
+        model = load_default_model(device=args.device)
+        if model.substitution:
+            print(f"cnnvis: note: {model.substitution}", file=sys.stderr)
+        return model
+    return load_model(args.model or DEFAULT_MODEL, weights=args.weights, device=args.device)
 
 
 def _compute(model, image: Path, args: argparse.Namespace):
@@ -203,8 +223,6 @@ def _export_all(model, images: list[Path], targets: list[Path], args: argparse.N
     for image, target in zip(images, targets):
         try:
             volume = _compute(model, image, args).normalized(args.normalization)
-            if getattr(args, "note", None):
-                volume.extra["note"] = args.note
             volume.to_netcdf(target)
         except CnnEngineError as exc:
             if len(images) == 1:
@@ -240,8 +258,10 @@ def _write_line(bar, text: str) -> None:
 
 def _print_summary(volume, target: Path) -> None:
     prov = volume.provenance
-    trained = "" if prov.trained else "  [UNTRAINED: random weights]"
-    note = f"  [{volume.extra['note']}]" if volume.extra.get("note") else ""
+    trained = {True: "", False: "  [UNTRAINED: random weights]"}.get(prov.trained, "  [training unknown]")
+    if prov.labels != "ImageNet":
+        trained += f"  [labels: {prov.labels}]"
+    note = f"  [{volume.extra['substitution']}]" if volume.extra.get("substitution") else ""
     print(f"model {prov.model}, weights {prov.weights}{trained}{note}")
     print(f"image {prov.image_path}  ->  input {prov.input_size[1]}x{prov.input_size[0]} px ({prov.preprocessing['fit']})")
     print(f"{len(volume.levels)} levels, top {volume.top_k} channels each by {prov.rank_by}:")
@@ -271,7 +291,7 @@ def _describe_evidence(info) -> str:
 
 def _explain(args: argparse.Namespace) -> int:
     from .netcdf import check_writable
-    from .overlay import overlay, save_picture
+    from .overlay import explain_figure, save_picture
 
     image = Path(args.image)
     if not image.exists():
@@ -279,8 +299,8 @@ def _explain(args: argparse.Namespace) -> int:
     check_writable(args.output)
     if args.nc:
         check_writable(args.nc)
-    volume = _compute(load_model(args.model, weights=args.weights, device=args.device), image, args)
-    path = save_picture(overlay(volume.image, volume.evidence), args.output)
+    volume = _compute(_load(args), image, args)
+    path = save_picture(explain_figure(volume).rgb, args.output)
     _print_predictions(volume)
     print(f"evidence: {_describe_evidence(volume.evidence_info)}")
     print(f"wrote {path}")
@@ -298,51 +318,44 @@ def _stride(stride: tuple[float, float]) -> str:
 def _demo(args: argparse.Namespace) -> int:
     images = [Path(args.image)]
     targets = _targets(images, args.output)
-    note = None
-    try:
-        model = load_model(DEFAULT_MODEL, weights="IMAGENET1K_V1", device=args.device)
-    except WeightsUnavailableError:
-        note = f"offline fallback: {OFFLINE_MODEL} instead of {DEFAULT_MODEL}, whose ImageNet weights could not be had"
-        print(
-            f"ImageNet weights for {DEFAULT_MODEL} are not cached and cannot be downloaded here; "
-            f"running the offline trained model {OFFLINE_MODEL} instead",
-            file=sys.stderr,
-        )
-        model = load_model(OFFLINE_MODEL, device=args.device)
     settings = argparse.Namespace(
-        layers="blocks", top_k=4, rank_by="mean", input_size=224, fit="short-side",
-        interpolation="nearest", level_spacing=None, normalization="per-level-minmax", note=note, evidence=None,
+        model=None, weights=None, device=args.device, layers="blocks", top_k=4, rank_by="mean", input_size=224,
+        fit="short-side", interpolation="nearest", level_spacing=None, normalization="per-level-minmax", evidence=None,
     )
-    return _export_all(model, images, targets, settings)
+    return _export_all(_load(settings), images, targets, settings)
 
 
 def _layers(args: argparse.Namespace) -> int:
     model = load_model(args.model, weights="random", device="cpu")
     levels = model.levels(args.layers)
-    shapes = probe_shapes(model.module, [level.node for level in levels], args.input_size)
-    print(f"{model.name}, layer set {args.layers!r}: {len(levels)} levels at {args.input_size}x{args.input_size} px")
+    preprocessing = Preprocessing(fit=args.fit, size=args.input_size)
+    if args.image:
+        # The grid export gives this image (as cnn_engine.session does, from the header only).
+        width, height = fitted_size(*image_size(args.image), preprocessing)
+        grid = f"{width}x{height} px (width x height), the input grid of {args.image} ({args.fit}, input size {args.input_size})"
+    else:
+        width = height = args.input_size
+        grid = f"{width}x{height} px, for a square input (--image IMAGE shows the grid of an image)"
+    shapes = probe_shapes(model.module, [level.node for level in levels], (height, width))
+    print(f"{model.name}, layer set {args.layers!r}: {len(levels)} levels at {grid}")
     print(f"{'#':>4}  {'name':<28} {'type':<22} {'channels x h x w':<18} stride")
     for index, level in enumerate(levels):
         _, channels, h, w = shapes[level.node]
-        stride = _stride((args.input_size / h, args.input_size / w))
+        stride = _stride((height / h, width / w))
         print(f"{index:>4}  {level.name:<28} {level.layer_type:<22} {f'{channels}x{h}x{w}':<18} {stride}")
     return 0
 
 
 def _paraview(args: argparse.Namespace) -> int:
     import os
-    import shutil
-    import subprocess
+
+    from .paraview_launch import launch
 
     root = Path(__file__).resolve().parent.parent
     plugin = root / "plugin"
     if not (plugin / "cnn_activations.py").is_file():
         raise CnnEngineError(f"the ParaView plugin is not in {plugin}: run cnnvis from the project's own set-up")
-    executable = shutil.which("paraview")
-    if executable is None:
-        raise CnnEngineError("ParaView is not installed: run scripts/setup.sh (Debian package paraview)")
     env = dict(os.environ)
-    env["PV_PLUGIN_PATH"] = os.pathsep.join(p for p in (str(plugin), env.get("PV_PLUGIN_PATH", "")) if p)
     if args.state and args.image:
         raise CnnEngineError("give an image or --state, not both")
     if args.state:
@@ -355,17 +368,19 @@ def _paraview(args: argparse.Namespace) -> int:
         if not image.is_file():
             raise CnnEngineError(f"image not found: {args.image}")
         env.update(CNNVIS_IMAGE=str(image), CNNVIS_MODEL=args.model, CNNVIS_WEIGHTS=args.weights)
-    command = [executable] + (["--dr"] if args.no_settings else [])
-    if args.state or args.image:
-        command.append(f"--script={plugin / 'cnn_paraview' / 'gui_start.py'}")
+    script = plugin / "cnn_paraview" / "gui_start.py" if args.state or args.image else None
     # The example states name their images relative to the project folder.
-    return subprocess.call(command, cwd=root, env=env)
+    return launch(plugin, script, env, cwd=root, extra_arguments=["--dr"] if args.no_settings else [])
 
 
 def _models(args: argparse.Namespace) -> int:
+    from .models import VOLUME_MARKS, volume_support
+
+    print("# model, volume: " + "; ".join(f"{mark} = {meaning}" for mark, meaning in VOLUME_MARKS.items()))
     for name in available_models():
+        mark, reason = volume_support(name)
         note = "  (default)" if name == DEFAULT_MODEL else "  (trained weights available offline)" if name == OFFLINE_MODEL else ""
-        print(f"{name}{note}")
+        print(f"{name:<20} {mark:<8}{note}{f'  {reason}' if reason else ''}".rstrip())
     return 0
 
 

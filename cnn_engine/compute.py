@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import weakref
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -15,7 +15,7 @@ from .errors import CnnEngineError
 from .evidence import EvidenceInfo, EvidenceSettings, Target, resolve_target
 from .images import ImageSource, load_image
 from .layers import LayerSelection, LevelSpec
-from .models import CnnModel, as_cnn_model
+from .models import CnnModel, as_cnn_model, set_module_options, settle_labels
 from .preprocess import Preprocessing, network_input
 from .ranking import RANK_BY, top_channels
 from .resample import INTERPOLATIONS, resample_into
@@ -42,6 +42,9 @@ def compute_volume(
     progress: Progress | None = None,
     evidence: str | EvidenceSettings | None = None,
     target: Target = None,
+    labels: Sequence[str] | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
 ) -> ActivationVolume:
     """Run ``model`` on ``image`` and stack the chosen layer outputs into an activation volume.
 
@@ -58,8 +61,17 @@ def compute_volume(
     patch and occluder options) adds ``vol.evidence``, the class evidence map (height, width)
     on the same grid, for class ``target`` (an index or label; default the top-1 class), with
     ``vol.evidence_info`` saying how it was made (see :mod:`cnn_engine.evidence`).
+
+    ``model`` is a :class:`CnnModel` from :func:`cnn_engine.load_model`, or a plain
+    ``torch.nn.Module`` returning class scores (batch, classes). Nothing is assumed about a plain
+    module's training: its provenance says ``trained=None`` (unknown). For a plain module only:
+    ``labels``, its class names in output order (one per output); without them a 1000-class
+    output gets the ImageNet labels (recorded as assumed) and any other output is labelled
+    ``class 17`` with ``provenance.labels`` "unknown (not ImageNet-shaped)". ``mean``/``std``,
+    its per-channel RGB input normalisation for pixel values in [0, 1] (default ImageNet's:
+    (0.485, 0.456, 0.406) and (0.229, 0.224, 0.225)).
     """
-    model = _as_model(model)
+    model = _as_model(model, labels, mean, std)
     if top_k < 1:
         raise CnnEngineError(f"top_k must be at least 1, not {top_k}")
     if rank_by not in RANK_BY:
@@ -122,6 +134,8 @@ def compute_volume(
             logits = graph(x, capture)
     if isinstance(logits, (tuple, list)):
         logits = logits[0]
+    if isinstance(logits, torch.Tensor) and logits.dim() == 2:
+        settle_labels(model, int(logits.shape[1]))  # a plain module's labels, from its output
     predictions = _top_predictions(model, logits.detach())
     evidence_map, evidence_info = (None, None)
     if settings is not None:
@@ -137,6 +151,7 @@ def compute_volume(
             model=model.name,
             weights=model.weights,
             trained=model.trained,
+            labels=model.labels,
             preprocessing=preprocessing.describe(),
             input_size=(height, width),
             layers=layers if isinstance(layers, str) else ",".join(layers),
@@ -149,6 +164,7 @@ def compute_volume(
         ),
         image=net_in.rgb,
         level_spacing=float(level_spacing),
+        extra={"substitution": model.substitution} if model.substitution else {},
         evidence=evidence_map,
         evidence_info=evidence_info,
     )
@@ -199,12 +215,14 @@ def default_level_spacing(height: int, width: int, levels: int) -> float:
     return float(min(height, width)) / levels
 
 
-def _as_model(model: CnnModel | nn.Module) -> CnnModel:
+def _as_model(model: CnnModel | nn.Module, labels=None, mean=None, std=None) -> CnnModel:
     if isinstance(model, nn.Module):
         if model not in _wrapped:
             _wrapped[model] = as_cnn_model(model)
-        return _wrapped[model]
-    return as_cnn_model(model)
+        wrapped = _wrapped[model]
+        set_module_options(wrapped, labels, mean, std)  # this call's labels and normalisation
+        return wrapped
+    return as_cnn_model(model, labels, mean, std)
 
 
 def _top_predictions(model: CnnModel, logits: object, count: int = 5) -> list[Prediction]:

@@ -23,7 +23,9 @@ A list of names takes operation names (``layer1.0.relu_2``, ``layer1.0.add``) an
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import io
 from dataclasses import dataclass
 from typing import Sequence, Union
 
@@ -191,11 +193,16 @@ def _is_single_layer(module: nn.Module) -> bool:
     return len(with_parameters) <= 1
 
 
-def probe_shapes(module: nn.Module, names: Sequence[str], size: int) -> dict[str, tuple[int, ...] | None]:
-    """Output shape of each named operation for a zero image of ``size`` x ``size`` pixels.
+def probe_shapes(
+    module: nn.Module, names: Sequence[str], size: int | tuple[int, int]
+) -> dict[str, tuple[int, ...] | None]:
+    """Output shape of each named operation for a zero image of ``size`` pixels.
 
-    Shapes are (batch, channels, height, width) for spatial outputs; ``None`` for non-tensors.
+    ``size`` is the side of a square input, or (height, width) in pixels, for example the grid
+    :func:`cnn_engine.preprocess.fitted_size` gives an image. Shapes are (batch, channels,
+    height, width) for spatial outputs; ``None`` for non-tensors.
     """
+    height, width = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
     shapes: dict[str, tuple[int, ...] | None] = {}
 
     def record(index: int, value: object) -> None:
@@ -205,5 +212,14 @@ def probe_shapes(module: nn.Module, names: Sequence[str], size: int) -> dict[str
     parameter = next(module.parameters(), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
     with torch.inference_mode():
-        instrumented(torch.zeros(1, 3, size, size, device=device), record)
+        try:
+            # torch.fx prints the generated code of a failing graph to stderr: the error says enough.
+            with contextlib.redirect_stderr(io.StringIO()):
+                instrumented(torch.zeros(1, 3, height, width, device=device), record)
+        except (RuntimeError, AssertionError) as exc:  # a traced graph with fixed sizes (vit_*, maxvit_t)
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise LayerError(
+                f"{type(module).__name__} cannot run on a {width}x{height} px input ({first_line}); "
+                "try a 224x224 input (fit center-crop)"
+            ) from exc
     return shapes

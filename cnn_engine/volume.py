@@ -60,13 +60,19 @@ class Prediction:
 
 @dataclass(frozen=True)
 class Provenance:
-    """Where a volume came from: image, model, settings, and the engine that made it."""
+    """Where a volume came from: image, model, settings, and the engine that made it.
+
+    ``trained`` is True for trained weights, False for random ones, None when unknown (a plain
+    ``torch.nn.Module`` passed in). ``labels`` says where the class labels come from: ``ImageNet``,
+    ``ImageNet (assumed: 1000 outputs)``, ``given (N classes)`` or ``unknown (not ImageNet-shaped)``
+    (files written before this field read as ``ImageNet``).
+    """
 
     image_path: str | None
     image_sha256: str
     model: str
     weights: str
-    trained: bool
+    trained: bool | None
     preprocessing: dict[str, Any]
     input_size: tuple[int, int]
     layers: str
@@ -76,6 +82,7 @@ class Provenance:
     device: str
     engine_version: str
     created: str
+    labels: str = "ImageNet"
 
 
 @dataclass

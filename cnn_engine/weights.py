@@ -40,6 +40,11 @@ def fetch_pretrained(url: str, description: str) -> dict[str, torch.Tensor]:
     The download shows a progress bar on stderr. Raises :class:`WeightsUnavailableError` when
     the file is not cached and cannot be downloaded, saying where to put it.
     """
+    return load_state_dict_file(cached_pretrained(url, description))
+
+
+def cached_pretrained(url: str, description: str) -> Path:
+    """The torch hub cache file of ``url``, downloaded first if missing (see :func:`fetch_pretrained`)."""
     path = hub_checkpoint_path(url)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -49,10 +54,11 @@ def fetch_pretrained(url: str, description: str) -> dict[str, torch.Tensor]:
         except Exception as exc:  # URLError, socket and SSL errors, HTTP errors
             reason = getattr(exc, "reason", None) or exc
             raise WeightsUnavailableError(
-                f"cannot download the {description} weights ({reason}). Without internet, copy the file "
-                f"{path.name} (from {url}) to {path}, or pass a local weights file, or use weights='random'"
+                f"cannot download the {description} weights ({reason}). Without internet: copy the file "
+                f"{path.name} (from {url}) to {path}; or use the trained model efficientnet_lite0, whose "
+                "ImageNet weights are installed with cnnvis; or give a local weights file, or random weights"
             ) from None
-    return load_state_dict_file(path)
+    return path
 
 
 def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:

@@ -91,26 +91,90 @@ def test_layers_lists_index_name_shape_and_stride():
     result = run("layers", "--model", "resnet50", "--layers", "blocks")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == "resnet50, layer set 'blocks': 19 levels at 224x224 px"
+    assert lines[0] == ("resnet50, layer set 'blocks': 19 levels at 224x224 px, for a square input "
+                        "(--image IMAGE shows the grid of an image)")
     assert lines[2].split() == ["0", "input", "input", "3x224x224", "1"]
     assert lines[-1].split() == ["18", "layer4.2", "Bottleneck", "2048x7x7", "32"]
 
 
-def test_demo_falls_back_to_the_offline_model_and_says_so(tmp_path):
+SUBSTITUTION = ("efficientnet_lite0 (trained, offline) runs instead of resnet50: the ImageNet weights of resnet50 "
+                "are not in the torch cache and cannot be downloaded here")
+
+
+def test_demo_falls_back_to_the_offline_model_and_says_so_once(tmp_path):
     result = run("demo", "-o", str(tmp_path))
     assert result.returncode == 0, result.stderr
-    assert "running the offline trained model efficientnet_lite0 instead" in result.stderr
-    assert "model efficientnet_lite0, weights packaged  [offline fallback:" in result.stdout
+    assert result.stderr == f"cnnvis: note: {SUBSTITUTION}\n"
+    assert f"model efficientnet_lite0, weights packaged  [{SUBSTITUTION}]" in result.stdout
     assert "top-5 predictions:" in result.stdout
     vol = cnn_engine.read_netcdf(tmp_path / "cat.nc")
-    assert vol.extra["note"].startswith("offline fallback")
+    assert vol.extra["substitution"] == SUBSTITUTION
     assert vol.predictions[0].index in range(281, 286)
 
 
-def test_models_lists_names():
+def test_export_with_default_model_falls_back_offline_and_records_it(cat_path, tmp_path):
+    result = run("export", str(cat_path), "-o", str(tmp_path / "cat.nc"), "--top-k", "1")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == f"cnnvis: note: {SUBSTITUTION}\n"
+    vol = cnn_engine.read_netcdf(tmp_path / "cat.nc")
+    assert (vol.provenance.model, vol.provenance.weights, vol.provenance.trained) == ("efficientnet_lite0", "packaged", True)
+    assert vol.extra["substitution"] == SUBSTITUTION
+
+
+def test_explain_with_default_model_falls_back_offline(cat_path, tmp_path):
+    result = run("explain", str(cat_path), "--method", "cam", "-o", str(tmp_path / "cam.png"))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == f"cnnvis: note: {SUBSTITUTION}\n"
+    assert (tmp_path / "cam.png").is_file()
+
+
+def test_explicit_model_without_its_weights_is_one_error_naming_the_offline_model(cat_path, tmp_path):
+    result = run("export", str(cat_path), "-o", str(tmp_path / "cat.nc"), "--model", "resnet50")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("cnnvis: error: cannot download the resnet50 ")
+    assert "use the trained model efficientnet_lite0, whose ImageNet weights are installed with cnnvis" in result.stderr
+    assert not (tmp_path / "cat.nc").exists()
+
+
+def test_explicit_weights_with_the_default_model_do_not_fall_back(cat_path, tmp_path):
+    result = run("export", str(cat_path), "-o", str(tmp_path / "cat.nc"), "--weights", "IMAGENET1K_V2")
+    assert result.returncode == 2
+    assert "cannot download the resnet50 IMAGENET1K_V2 weights" in result.stderr
+
+
+def test_layers_with_an_image_shows_the_grid_export_gives_it(cat_path, cat_volume):
+    result = run("layers", "--model", "resnet50", "--layers", "blocks", "--image", str(cat_path))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == (f"resnet50, layer set 'blocks': 19 levels at 337x224 px (width x height), the input grid of "
+                        f"{cat_path} (short-side, input size 224)")
+    # ResNet-50 halves 337 columns five times, rounding up: 169, 85, 43, 22, 11.
+    assert lines[-1].split() == ["18", "layer4.2", "Bottleneck", "2048x7x11", "32/30.6"]
+    printed = [line.split()[3] for line in lines[2:]]
+    assert printed == ["x".join(map(str, level.native_shape)) for level in cat_volume.levels]
+
+
+def _volume_marks(stdout: str) -> dict[str, str]:
+    return {line.split()[0]: line.split()[1] for line in stdout.splitlines() if not line.startswith("#")}
+
+
+def test_models_lists_names_with_their_notes():
     result = run("models")
-    assert "resnet50  (default)" in result.stdout.splitlines()
-    assert "efficientnet_lite0  (trained weights available offline)" in result.stdout.splitlines()
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "resnet50             full      (default)" in lines
+    assert "efficientnet_lite0   full      (trained weights available offline)" in lines
+    assert len(lines) == 1 + len(cnn_engine.available_models())
+
+
+def test_models_marks_transformers_as_not_giving_full_volumes():
+    result = run("models")
+    legend = result.stdout.splitlines()[0]
+    assert legend.startswith("# model, volume: full = a CNN") and "no = a transformer" in legend
+    marks = _volume_marks(result.stdout)
+    assert marks["resnet50"] == marks["vgg16"] == marks["efficientnet_lite0"] == "full"
+    assert {marks[name] for name in marks if name.startswith(("vit_", "swin_"))} == {"no"}
+    assert marks["convnext_tiny"] == marks["maxvit_t"] == "partial"
 
 
 def test_explain_draws_the_map_over_the_image(cat_path, tmp_path):
@@ -121,7 +185,7 @@ def test_explain_draws_the_map_over_the_image(cat_path, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "evidence: cam on _swish_1 for tabby (class 281" in result.stdout
     picture = Image.open(tmp_path / "cat_cam.png")
-    assert picture.size == (337, 224) and picture.mode == "RGB"
+    assert picture.mode == "RGB" and picture.size[0] == 337 and picture.size[1] > 224  # with title and colour bar
     vol = cnn_engine.read_netcdf(tmp_path / "cat.nc")
     assert vol.evidence_info.method == "cam" and vol.evidence.shape == (224, 337)
 

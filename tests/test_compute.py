@@ -144,3 +144,69 @@ def test_a_released_volume_buffer_is_reused(resnet50_random, cat_path, samples):
     fresh = cnn_engine.compute_volume(resnet50_random, samples / "coffee.jpg", fit="center-crop", top_k=1)
     assert fresh.arrays["rank0"].__array_interface__["data"][0] != address  # second is still held
     assert np.array_equal(fresh.arrays["rank0"], second.arrays["rank0"], equal_nan=True)
+
+
+def _ten_class_module() -> torch.nn.Module:
+    import torchvision
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        return torchvision.models.resnet18(weights=None, num_classes=10)
+
+
+def test_plain_module_with_10_outputs_has_unknown_labels_and_training(cat_path):
+    vol = cnn_engine.compute_volume(_ten_class_module(), cat_path, layers="blocks", top_k=1)
+    assert vol.provenance.trained is None
+    assert vol.provenance.labels == "unknown (not ImageNet-shaped)"
+    assert [p.label for p in vol.predictions] == [f"class {p.index}" for p in vol.predictions]
+    assert vol.metadata()["provenance"]["labels"] == "unknown (not ImageNet-shaped)"
+
+
+def test_plain_module_with_1000_outputs_gets_imagenet_labels_as_an_assumption(cat_path):
+    import torchvision
+
+    vol = cnn_engine.compute_volume(torchvision.models.resnet18(weights=None), cat_path, layers="blocks", top_k=1)
+    assert vol.provenance.trained is None
+    assert vol.provenance.labels == "ImageNet (assumed: 1000 outputs)"
+    top = vol.predictions[0]
+    assert top.label == cnn_engine.models.imagenet_categories()[top.index]
+
+
+def test_plain_module_labels_are_used(cat_path):
+    names = [f"kind {i}" for i in range(10)]
+    vol = cnn_engine.compute_volume(_ten_class_module(), cat_path, layers="blocks", top_k=1, labels=names)
+    assert vol.provenance.labels == "given (10 classes)"
+    assert [p.label for p in vol.predictions] == [names[p.index] for p in vol.predictions]
+
+
+def test_plain_module_mean_and_std_are_used(cat_path):
+    module = _ten_class_module().eval()
+    mean, std = (0.2, 0.3, 0.4), (0.5, 0.6, 0.7)
+    vol = cnn_engine.compute_volume(module, cat_path, layers="blocks", top_k=1, mean=mean, std=std)
+    net_in = network_input(load_image(cat_path).image, Preprocessing(), mean, std)
+    with torch.inference_mode():
+        expected = torch.softmax(module(net_in.tensor)[0], dim=0)
+    assert [p.index for p in vol.predictions] == torch.topk(expected, 5).indices.tolist()
+    assert [p.probability for p in vol.predictions] == pytest.approx(torch.topk(expected, 5).values.tolist(), abs=1e-6)
+    default = cnn_engine.compute_volume(module, cat_path, layers="blocks", top_k=1)
+    assert default.predictions[0].probability != pytest.approx(vol.predictions[0].probability, abs=1e-6)
+
+
+def test_plain_module_labels_must_match_its_outputs(cat_path):
+    with pytest.raises(cnn_engine.ModelError, match=r"2 labels were given for a model with 10 outputs"):
+        cnn_engine.compute_volume(_ten_class_module(), cat_path, top_k=1, labels=["cat", "dog"])
+
+
+def test_labels_and_normalisation_are_refused_for_a_loaded_model(resnet50_random, cat_path):
+    with pytest.raises(cnn_engine.ModelError, match=r"for a plain torch.nn.Module"):
+        cnn_engine.compute_volume(resnet50_random, cat_path, top_k=1, mean=(0.5, 0.5, 0.5))
+
+
+def test_unknown_training_travels_through_netcdf_as_unknown(cat_path, tmp_path):
+    from scipy.io import netcdf_file
+
+    path = cnn_engine.compute_volume(_ten_class_module(), cat_path, top_k=1).to_netcdf(tmp_path / "plain.nc")
+    back = cnn_engine.read_netcdf(path)
+    assert (back.provenance.trained, back.provenance.labels) == (None, "unknown (not ImageNet-shaped)")
+    with netcdf_file(path, "r", mmap=False) as nc:
+        assert int(nc.trained) == -1

@@ -162,3 +162,78 @@ def test_empty_and_missing_weights_files(tmp_path):
 def test_available_models_include_the_offline_model():
     names = cnn_engine.available_models()
     assert "resnet50" in names and "efficientnet_lite0" in names and "vgg16" in names
+
+
+def test_volume_support_marks_cnns_full_and_transformers_not():
+    from cnn_engine.models import volume_support
+
+    assert volume_support("resnet50") == ("full", "")
+    assert volume_support("efficientnet_lite0") == ("full", "")
+    assert volume_support("vit_b_16")[0] == volume_support("swin_v2_t")[0] == "no"
+    assert volume_support("convnext_tiny")[0] == volume_support("maxvit_t")[0] == "partial"
+
+
+def _channels_first(model, levels) -> list[bool]:
+    """Per level: the channel axis stays and the width axis follows the input (224 wide, then 160)."""
+    from cnn_engine.layers import probe_shapes
+
+    square = probe_shapes(model.module, [lv.node for lv in levels], (224, 224))
+    narrow = probe_shapes(model.module, [lv.node for lv in levels], (224, 160))
+    return [square[lv.node][1] == narrow[lv.node][1] and square[lv.node][3] != narrow[lv.node][3] for lv in levels]
+
+
+def test_swin_levels_are_channels_last_so_no_full_volume():
+    model = cnn_engine.load_model("swin_t", weights="random", device="cpu")
+    levels = model.levels("blocks")
+    assert _channels_first(model, levels).count(False) == 9  # features.0 ... norm: (batch, height, width, channels)
+
+
+def test_vit_has_only_the_patch_embedding_as_a_level():
+    model = cnn_engine.load_model("vit_b_16", weights="random", device="cpu")
+    assert [lv.name for lv in model.levels("all")] == ["input", "conv_proj"]
+
+
+def test_resnet50_levels_are_all_channels_first(resnet50_random):
+    assert all(_channels_first(resnet50_random, resnet50_random.levels("all")))
+
+
+def test_default_model_falls_back_to_the_trained_offline_model_and_says_why(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    model = cnn_engine.load_default_model(device="cpu")
+    assert (model.name, model.weights, model.trained) == ("efficientnet_lite0", "packaged", True)
+    assert model.substitution == ("efficientnet_lite0 (trained, offline) runs instead of resnet50: the ImageNet "
+                                  "weights of resnet50 are not in the torch cache and cannot be downloaded here")
+
+
+def test_default_model_is_resnet50_when_its_weights_are_cached(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    source = cnn_engine.load_model("resnet50", weights="random", device="cpu", seed=3)
+    cached = hub_checkpoint_path(torchvision.models.ResNet50_Weights.IMAGENET1K_V1.url)
+    cached.parent.mkdir(parents=True)
+    torch.save(source.module.state_dict(), cached)
+    model = cnn_engine.load_default_model(device="cpu")
+    assert (model.name, model.weights, model.substitution) == ("resnet50", "IMAGENET1K_V1", None)
+
+
+def test_load_model_never_swaps_and_its_error_names_the_offline_model(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(WeightsUnavailableError) as error:
+        cnn_engine.load_model("resnet50", device="cpu")
+    assert "use the trained model efficientnet_lite0, whose ImageNet weights are installed with cnnvis" in str(error.value)
+
+
+def test_a_substituted_model_is_recorded_in_the_volume(monkeypatch, tmp_path, cat_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    model = cnn_engine.load_default_model(device="cpu")
+    vol = cnn_engine.compute_volume(model, cat_path, top_k=1)
+    assert vol.extra == {"substitution": model.substitution}
+    assert vol.provenance.model == "efficientnet_lite0"
+
+
+def test_default_model_name_says_which_model_would_run_without_building_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    assert cnn_engine.models.default_model_name() == "efficientnet_lite0"
+    cached = hub_checkpoint_path(torchvision.models.ResNet50_Weights.IMAGENET1K_V1.url)
+    assert cached.parent.is_dir() and not cached.exists()  # the failed download left no file
+    torch.save(cnn_engine.load_model("resnet50", weights="random", device="cpu").module.state_dict(), cached)
+    assert cnn_engine.models.default_model_name() == "resnet50"

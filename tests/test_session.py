@@ -73,3 +73,25 @@ def test_grid_matches_every_fit(request_, samples):
     for fit in ("short-side", "center-crop", "native"):
         changed = replace(request_, image=str(samples / "grace_hopper.jpg"), fit=fit, input_size=200)
         assert session.grid(changed)[:3] == session.volume(changed).shape, fit
+
+
+def test_offline_allowed_default_request_runs_the_offline_model_and_its_grid(cat_path):
+    # conftest points TORCH_HOME at an empty cache: resnet50's ImageNet weights cannot be had.
+    request = VolumeRequest(image=str(cat_path), model="resnet50", device="cpu", top_k=1, allow_offline=True)
+    session = Session()
+    levels, height, width, _ = session.grid(request)
+    assert session.model_builds == 0  # the grid needs no model, only which one will run
+    volume = session.volume(request)
+    assert (levels, height, width) == volume.shape == (19, 224, 337)
+    assert volume.provenance.model == "efficientnet_lite0" and "substitution" in volume.extra
+    assert session.current_model.name == "efficientnet_lite0"
+    assert (session.model_builds, session.forward_passes) == (1, 1)
+
+
+def test_offline_is_never_allowed_for_explicit_weights(cat_path):
+    from cnn_engine import WeightsUnavailableError
+
+    request = VolumeRequest(image=str(cat_path), model="resnet50", weights="IMAGENET1K_V1", device="cpu",
+                            allow_offline=True)
+    with pytest.raises(WeightsUnavailableError):
+        Session().volume(request)
