@@ -5,7 +5,7 @@
     PV_PLUGIN_PATH=<this folder> paraview                     # at start-up
 
 It adds the source "CNN Activation Volume" (Sources > CNN, and a reader of image files for
-File > Open), the filter "CNN Layer Normalize" (Filters > CNN) and the writer "CNN NetCDF
+File > Open), the filters "CNN Layer Normalize" and "CNN Caption" (Filters > CNN) and the writer "CNN NetCDF
 Writer" (File > Save Data, *.nc). The code lives in the cnn_paraview package beside this file and
 in the cnn_engine package of the project; this file only finds them. Keep its name: state files
 and the proxy names depend on it.
@@ -26,11 +26,16 @@ from cnn_paraview.environment import use_project_environment  # noqa: E402
 use_project_environment(_root)
 
 from cnn_paraview.proxies import (  # noqa: E402,F401
+    CNNActivationNetCDFReader,
     CNNActivationVolume,
     CNNActivationVolumeReader,
+    CNNCaption,
     CNNLayerNormalize,
     CNNNetCDFWriter,
 )
+from cnn_paraview.scripting import raise_on_failed_writes  # noqa: E402
+
+raise_on_failed_writes()
 
 paraview_plugin_name = "CNNActivations"
 paraview_plugin_version = "0.1.0"

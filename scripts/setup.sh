@@ -8,8 +8,10 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   paraview python3-paraview python3-venv python3-dev
-  xvfb xauth x11-apps imagemagick            # rendering and GUI tests under a virtual screen
+  xvfb xauth x11-apps x11-utils imagemagick  # rendering and GUI tests under a virtual screen (xwininfo)
+  netcdf-bin                                 # ncdump: the exports' test reads them as any user would
   cmake paraview-dev                         # CMakeLists.txt: find_package(ParaView), CTest
+  fonts-dejavu-core                          # DejaVu Sans for the text of cnnvis explain pictures
   # find_package(ParaView) from paraview-dev also needs these (see PLATFORM_NOTES)
   qtbase5-dev qttools5-dev libqt5svg5-dev libqt5x11extras5-dev qtxmlpatterns5-dev-tools libutfcpp-dev
   libhdf5-openmpi-dev libnetcdf-dev libgdal-dev libopenmpi-dev libcgns-dev libprotobuf-dev protobuf-compiler

@@ -37,11 +37,17 @@ DEVICES = ["auto", "cpu", "cuda"]
 EVIDENCE = ["None", "CAM", "GradCAM", "Occlusion"]
 NORMALIZATIONS = ["PerLevelMinMax", "PerLevelPercentile", "PerLevelZScore", "Global", "None"]
 CHANNELS = ["Top1", "Rank", "MeanTopK", "MaxTopK"]
+CAPTIONS = ["Level", "Predictions"]
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 class _Reporting:
-    """Error reporting shared by the proxies: one clear message, a failed request, no crash."""
+    """Error reporting shared by the proxies: one clear message, empty outputs, no crash.
+
+    A failed request reports its message once and then completes with empty outputs. Returning
+    failure (0) instead would add VTK's dump of the pipeline request to Output Messages, and
+    every downstream update would run the failed request, and print its message, again.
+    """
 
     label = "CNN"
     last_error: str | None = None
@@ -51,7 +57,11 @@ class _Reporting:
 
         self.last_error = message
         print_error(f"{self.label}: {message}")
-        return 0
+        for port in range(self.GetNumberOfOutputPorts()):
+            output = self.GetOutputDataObject(port)
+            if output is not None:
+                output.Initialize()
+        return 1
 
     def _guarded(self, work) -> int:
         from cnn_engine import CnnEngineError
@@ -94,6 +104,7 @@ class _ActivationVolumeBase(_Reporting, VTKPythonAlgorithmBase):
             "rank_by": "mean", "input_size": 224, "fit": "short-side", "interpolation": "nearest",
             "level_spacing": 0.0, "device": "auto", "evidence": "None", "target": "",
         }
+        self._announced = -1  # the model build whose stand-in was last announced
 
     @property
     def forward_passes(self) -> int:
@@ -104,6 +115,33 @@ class _ActivationVolumeBase(_Reporting, VTKPythonAlgorithmBase):
         if self._settings[key] != value:
             self._settings[key] = value
             self.Modified()
+
+    def _announce(self, volume) -> None:
+        """Say once per model that a stand-in runs (the offline model for resnet50's missing weights).
+
+        Said as information, not as a warning: a warning would pop the Output Messages window up
+        over the first picture, which says it too (see scenes.py).
+        """
+        from vtkmodules.vtkCommonCore import vtkOutputWindow
+
+        substitution = volume.extra.get("substitution")
+        if substitution and self._announced != self.session.model_builds:
+            self._announced = self.session.model_builds
+            # paraview.print_info fails in 5.11's GUI (its handler asks vtkLogger for a missing
+            # VERBOSITY_DEBUG): plain text goes straight to the output window.
+            vtkOutputWindow.GetInstance().DisplayText(f"{self.label}: {substitution}\n")
+
+    @smproperty.stringvector(name="ModelInUse", label="Model In Use", information_only="1", panel_visibility="default")
+    @smdomain.xml("<StringArrayHelper/>")
+    @smhint.xml('<Widget type="one_liner_wrapped"/>')
+    def a00_GetModelInUse(self):
+        """The model and weights that really made the volume (they differ from Model when offline)."""
+        text = vtkStringArray()
+        model = self.session.current_model if self.session is not None else None
+        if model is not None:
+            text.InsertNextValue(f"{model.name}, weights {model.weights}"
+                                 + (f" ({model.substitution})" if model.substitution else ""))
+        return text
 
     def FillOutputPortInformation(self, port, info):
         info.Set(vtkDataObject.DATA_TYPE_NAME(), "vtkTable" if port == 1 else "vtkImageData")
@@ -220,6 +258,7 @@ class _ActivationVolumeBase(_Reporting, VTKPythonAlgorithmBase):
             layers=s["layers"], top_k=s["top_k"], rank_by=s["rank_by"], input_size=s["input_size"],
             fit=s["fit"], interpolation=s["interpolation"], level_spacing=s["level_spacing"] or None,
             evidence=None if s["evidence"] == "None" else s["evidence"].lower(), target=s["target"] or None,
+            allow_offline=True,  # resnet50 with default weights runs efficientnet_lite0 when offline
         )
 
     def RequestInformation(self, request, inInfo, outInfo):
@@ -253,7 +292,11 @@ class _ActivationVolumeBase(_Reporting, VTKPythonAlgorithmBase):
         def work() -> int:
             from cnn_engine.vtk_export import evidence_image, predictions_table
 
-            volume = self.session.volume(self._request(), progress=lambda done, total: self.UpdateProgress(0.9 * done / total))
+            request = self._request()
+            self.SetProgressText(f"CNN: running the network on {Path(request.image).name}")
+            self.UpdateProgress(0.0)
+            volume = self.session.volume(request, progress=lambda done, total: self.UpdateProgress(0.9 * done / total))
+            self._announce(volume)
             vtkImageData.GetData(outInfo, 0).ShallowCopy(volume.to_vtk())
             vtkTable.GetData(outInfo, 1).ShallowCopy(predictions_table(volume))
             vtkImageData.GetData(outInfo, 2).ShallowCopy(evidence_image(volume))
@@ -270,8 +313,12 @@ def _resolve_image(name: str) -> str:
     return str(path)
 
 
+# Shown as a slice through the volume, not as ParaView's default outline of 3-D image data.
+_SLICE_BY_DEFAULT = '<RepresentationType view="RenderView" type="Slice"/>'
+
+
 @smproxy.source(name="CNNActivationVolume", label="CNN Activation Volume")
-@smhint.xml('<ShowInMenu category="CNN"/>')
+@smhint.xml('<ShowInMenu category="CNN"/>' + _SLICE_BY_DEFAULT)
 @smproperty.xml(documentation("Runs a CNN on an image and stacks its layer outputs into a volume."))
 @_inherit_properties
 class CNNActivationVolume(_ActivationVolumeBase):
@@ -281,9 +328,76 @@ class CNNActivationVolume(_ActivationVolumeBase):
 # A proxy with a reader hint is left out of the Sources menu, so the reader is a second proxy.
 @smproxy.reader(name="CNNActivationVolumeReader", label="CNN Activation Volume Reader",
                 extensions=IMAGE_EXTENSIONS, file_description="CNN Activation Volume")
+@smhint.xml(_SLICE_BY_DEFAULT)
 @_inherit_properties
 class CNNActivationVolumeReader(_ActivationVolumeBase):
     """File > Open on an image: the same algorithm as CNNActivationVolume."""
+
+
+# Named to sort first among the readers of *.nc: ParaView 5.11's reader dialog pre-selects the
+# first matching reader by name (else "NetCDF CAM reader", which gives no image data).
+@smproxy.reader(name="CNNActivationNetCDFReader", label="CNN Activation Volume NetCDF Reader",
+                extensions=["nc"], file_description="CNN activation volume (netCDF)")
+@smhint.xml(_SLICE_BY_DEFAULT)
+class CNNActivationNetCDFReader(_Reporting, VTKPythonAlgorithmBase):
+    """File > Open of a volume exported by cnnvis: image data with every array and all metadata.
+
+    Only files written by cnn_engine match (CanReadFile); other netCDF files go to ParaView's
+    own readers.
+    """
+
+    label = "CNN Activation Volume NetCDF Reader"
+
+    def __init__(self) -> None:
+        VTKPythonAlgorithmBase.__init__(self, nInputPorts=0, nOutputPorts=1, outputType="vtkImageData")
+        self._file_name = ""
+        self._volume = None
+
+    @smproperty.stringvector(name="FileName", panel_visibility="never", default_values="")
+    @smdomain.filelist()
+    @smhint.filechooser(extensions=["nc"], file_description="CNN activation volume (netCDF)")
+    def SetFileName(self, name):
+        if name != self._file_name:
+            self._file_name = name or ""
+            self._volume = None
+            self.Modified()
+
+    def CanReadFile(self, name) -> int:
+        try:
+            from cnn_engine.netcdf import read_metadata
+
+            read_metadata(name)
+        except Exception:  # any other file: not ours (ParaView counts an exception as "readable")
+            return 0
+        return 1
+
+    def _read(self):
+        from cnn_engine.netcdf import read_netcdf
+
+        if self._volume is None:
+            self._volume = read_netcdf(self._file_name)
+        return self._volume
+
+    def RequestInformation(self, request, inInfo, outInfo):
+        from cnn_engine import CnnEngineError
+
+        try:
+            volume = self._read()
+        except CnnEngineError:
+            return 1  # RequestData reports it
+        levels, height, width = volume.shape
+        levels += volume.evidence is not None  # the evidence map is the top level (see vtk_export)
+        info = outInfo.GetInformationObject(0)
+        info.Set(Pipeline.WHOLE_EXTENT(), 0, width - 1, 0, height - 1, 0, levels - 1)
+        info.Set(vtkDataObject.SPACING(), 1.0, 1.0, volume.level_spacing)
+        return 1
+
+    def RequestData(self, request, inInfo, outInfo):
+        def work() -> int:
+            vtkImageData.GetData(outInfo, 0).ShallowCopy(self._read().to_vtk())
+            return 1
+
+        return self._guarded(work)
 
 
 @smproxy.filter(name="CNNLayerNormalize", label="CNN Layer Normalize")
@@ -356,6 +470,8 @@ class CNNLayerNormalize(_Reporting, VTKPythonAlgorithmBase):
     def RequestInformation(self, request, inInfo, outInfo):
         def work() -> int:
             whole = inInfo[0].GetInformationObject(0).Get(Pipeline.WHOLE_EXTENT())
+            if whole is None or whole[5] < whole[4]:
+                return 1  # nothing upstream yet (a failed source has said why)
             kept = self._kept_levels(whole[5] - whole[4] + 1)
             outInfo.GetInformationObject(0).Set(
                 Pipeline.WHOLE_EXTENT(), whole[0], whole[1], whole[2], whole[3],
@@ -376,6 +492,8 @@ class CNNLayerNormalize(_Reporting, VTKPythonAlgorithmBase):
             from cnn_engine.volume import rank_names
 
             source = vtkImageData.GetData(inInfo[0], 0)
+            if source.GetNumberOfPoints() == 0:
+                return 1  # an empty input (a failed source has said why) gives an empty output
             width, height, levels = source.GetDimensions()
             points = source.GetPointData()
             names = [points.GetArrayName(i) for i in range(points.GetNumberOfArrays())]
@@ -434,13 +552,24 @@ def _attach_metadata(algorithm, source, output, kept: slice) -> None:
     output.GetFieldData().AddArray(first)
 
 
-def _upstream_netcdf(algorithm) -> str | None:
-    """The .nc file of the nearest reader upstream, if any (the stock reader drops global attributes)."""
+def _upstream(algorithm):
+    """The algorithms feeding ``algorithm``'s first input, nearest first (at most 32)."""
     current = algorithm
     for _ in range(32):
         if current.GetNumberOfInputPorts() < 1 or current.GetNumberOfInputConnections(0) < 1:
-            return None
+            return
         current = current.GetInputAlgorithm(0, 0)
+        yield current
+
+
+def _upstream_error(algorithm) -> str | None:
+    """The message of the nearest failed CNN proxy upstream (ParaView may put filters in between)."""
+    return next((a.last_error for a in _upstream(algorithm) if getattr(a, "last_error", None)), None)
+
+
+def _upstream_netcdf(algorithm) -> str | None:
+    """The .nc file of the nearest reader upstream, if any (the stock reader drops global attributes)."""
+    for current in _upstream(algorithm):
         for candidate in (current, getattr(current, "GetReader", lambda: None)()):
             name = getattr(candidate, "GetFileName", None) if candidate is not None else None
             try:
@@ -450,6 +579,53 @@ def _upstream_netcdf(algorithm) -> str | None:
             if value and str(value).endswith(".nc") and os.path.isfile(value):
                 return str(value)
     return None
+
+
+@smproxy.filter(name="CNNCaption", label="CNN Caption")
+@smhint.xml('<ShowInMenu category="CNN"/><OutputPort name="Output" index="0" type="text"/>')
+@smproperty.input(name="Input", port_index=0)
+@smdomain.datatype(dataTypes=["vtkImageData"], composite_data_supported=False)
+class CNNCaption(_Reporting, VTKPythonAlgorithmBase):
+    """A text that follows the volume: a level's name, channel and grid, or the model and its
+    predictions (``cnn_engine.captions``). Shown like ParaView's Text source."""
+
+    label = "CNN Caption"
+
+    def __init__(self) -> None:
+        VTKPythonAlgorithmBase.__init__(self, nInputPorts=1, nOutputPorts=1, inputType="vtkImageData",
+                                        outputType="vtkTable")
+        self._content = CAPTIONS[0]
+        self._level = 0
+
+    @smproperty.intvector(name="Content", default_values=0)
+    @smdomain.xml(enumeration(CAPTIONS, "Level: the name, shown channel and grid of the level chosen by Level; "
+                              "Predictions: the model, its weights and the top-5 predictions."))
+    def c01_SetContent(self, index):
+        if CAPTIONS[index] != self._content:
+            self._content = CAPTIONS[index]
+            self.Modified()
+
+    @smproperty.intvector(name="Level", default_values=0)
+    @smdomain.xml(documentation("The level index (0 is the input picture; -1 the last level)."))
+    def c02_SetLevel(self, level):
+        if int(level) != self._level:
+            self._level = int(level)
+            self.Modified()
+
+    def RequestData(self, request, inInfo, outInfo):
+        def work() -> int:
+            from cnn_engine.captions import level_caption, predictions_caption
+            from cnn_engine.vtk_export import metadata_from_vtk
+
+            metadata = metadata_from_vtk(vtkImageData.GetData(inInfo[0], 0)) or {}
+            text = level_caption(metadata, self._level) if self._content == "Level" else predictions_caption(metadata)
+            column = vtkStringArray()
+            column.SetName("Text")
+            column.InsertNextValue(text)
+            vtkTable.GetData(outInfo, 0).AddColumn(column)
+            return 1
+
+        return self._guarded(work)
 
 
 @smproxy.writer(name="CNNNetCDFWriter", label="CNN NetCDF Writer", extensions=["nc"],
@@ -464,6 +640,11 @@ class CNNNetCDFWriter(_Reporting, VTKPythonAlgorithmBase):
     def __init__(self) -> None:
         VTKPythonAlgorithmBase.__init__(self, nInputPorts=1, nOutputPorts=0, inputType="vtkImageData")
         self._file_name = ""
+        # The plugin may have loaded before the script imported paraview.servermanager (pvpython
+        # with PV_PLUGIN_PATH); by the time a writer exists, SaveData's module is there.
+        from .scripting import raise_on_failed_writes
+
+        raise_on_failed_writes()
 
     @smproperty.stringvector(name="FileName", panel_visibility="never", default_values="")
     @smdomain.filelist()
@@ -474,15 +655,22 @@ class CNNNetCDFWriter(_Reporting, VTKPythonAlgorithmBase):
 
     def RequestData(self, request, inInfo, outInfo):
         def work() -> int:
+            from cnn_engine import OutputError
             from cnn_engine.netcdf import write_netcdf
             from cnn_engine.vtk_export import volume_from_vtk
 
-            write_netcdf(volume_from_vtk(vtkImageData.GetData(inInfo[0], 0)), self._file_name)
+            data = vtkImageData.GetData(inInfo[0], 0)
+            if data is None or data.GetNumberOfPoints() == 0:
+                upstream = _upstream_error(self)
+                reason = f"its input failed: {upstream}" if upstream else "its input is empty"
+                raise OutputError(f"nothing written to {self._file_name}: {reason}")
+            write_netcdf(volume_from_vtk(data), self._file_name)
             return 1
 
         return self._guarded(work)
 
     def Write(self):
         # vtkSMWriterProxy calls Write() on the algorithm.
+        self.last_error = None  # a skipped RequestData must not leave an old message behind
         self.Modified()
         self.Update()

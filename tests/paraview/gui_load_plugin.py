@@ -14,7 +14,7 @@ simple.LoadPlugin(os.environ["CNNVIS_PLUGIN_FILE"], remote=False)
 
 from cnn_paraview.scenes import show_volume  # noqa: E402  (the plugin put it on sys.path)
 
-show_volume(os.environ["CNNVIS_IMAGE"], model="efficientnet_lite0", weights="default", level=4)
+show_volume(os.environ["CNNVIS_IMAGE"])  # the defaults, as a user starts
 with open(os.environ["CNNVIS_GUI_REPORT"], "w") as report:
     report.write("\n".join(sorted(name for (name, _) in simple.GetSources())) + "\n")
 sys.stdout.flush()

@@ -53,7 +53,13 @@ def test_writing_into_a_missing_folder_reports_and_leaves_nothing():
     from paraview.simple import CreateWriter
 
     writer = CreateWriter(str(target), source)
-    writer.UpdatePipeline()
+    try:
+        writer.UpdatePipeline()
+    except RuntimeError as error:
+        assert str(error) == (f"CNN NetCDF Writer: cannot write {target}: the folder {FOLDER / 'missing'} "
+                              "does not exist"), str(error)
+    else:
+        raise AssertionError("the write did not raise")
     algorithm = writer.GetClientSideObject()
     assert algorithm.last_error and "does not exist" in algorithm.last_error, algorithm.last_error
     assert not target.exists() and not (FOLDER / "missing").exists()
@@ -68,7 +74,12 @@ def test_filter_output_cannot_be_saved_as_a_volume():
     from paraview.simple import CreateWriter
 
     writer = CreateWriter(str(FOLDER / "cropped.nc"), normalize)
-    writer.UpdatePipeline()
+    try:
+        writer.UpdatePipeline()
+    except RuntimeError:
+        pass
+    else:
+        raise AssertionError("the write did not raise")
     error = writer.GetClientSideObject().last_error
     assert error and "save the CNN Activation Volume itself" in error, error
     assert not (FOLDER / "cropped.nc").exists()

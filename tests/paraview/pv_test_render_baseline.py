@@ -1,6 +1,6 @@
-"""A slice of the volume, rendered with SaveScreenshot, matches the stored baseline picture.
+"""The overview scene of the cat's volume, rendered with SaveScreenshot, matches the stored baseline.
 
-The baseline (tests/paraview/baselines/cat_lite0_slice.png) was rendered here with llvmpipe
+The baseline (tests/paraview/baselines/cat_lite0_scene.png) was rendered here with llvmpipe
 under Xvfb. Set CNNVIS_UPDATE_BASELINES=1 to rewrite it after an intended change of the picture.
 """
 
@@ -19,7 +19,7 @@ pvcheck.load_plugin(globals())
 sys.path.insert(0, str(pvcheck.ROOT / "plugin"))
 from cnn_paraview.scenes import show_volume  # noqa: E402
 
-BASELINE = pvcheck.ROOT / "tests" / "paraview" / "baselines" / "cat_lite0_slice.png"
+BASELINE = pvcheck.ROOT / "tests" / "paraview" / "baselines" / "cat_lite0_scene.png"
 # Mean absolute difference per channel (0-255) allowed, and share of pixels allowed to differ by more than 64.
 MEAN_TOLERANCE = 2.0
 OUTLIER_SHARE = 0.01
@@ -34,17 +34,13 @@ def read_png(path):
     return vtk_to_numpy(image.GetPointData().GetScalars()).reshape(height, width, -1)[..., :3].astype(int)
 
 
-def test_slice_matches_the_baseline():
+def test_scene_matches_the_baseline():
     view = simple.CreateView("RenderView")
-    view.ViewSize = [640, 480]
-    view.OrientationAxesVisibility = 0
-    proxies = show_volume(str(pvcheck.SAMPLES / "cat.jpg"), model="efficientnet_lite0", weights="default",
-                          level=4, view=view)
-    display = simple.GetDisplayProperties(proxies["slice"], view)
-    display.SetScalarBarVisibility(view, False)
+    view.ViewSize = [1200, 600]
+    show_volume(str(pvcheck.SAMPLES / "cat.jpg"), model="efficientnet_lite0", weights="default", view=view)
     pvcheck.ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    rendered = pvcheck.ARTIFACTS / "cat_lite0_slice.png"
-    simple.SaveScreenshot(str(rendered), view, ImageResolution=[640, 480])
+    rendered = pvcheck.ARTIFACTS / "cat_lite0_scene.png"
+    simple.SaveScreenshot(str(rendered), view, ImageResolution=[1200, 600])
     if os.environ.get("CNNVIS_UPDATE_BASELINES") == "1":
         BASELINE.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(rendered, BASELINE)

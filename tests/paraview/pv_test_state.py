@@ -37,14 +37,14 @@ def test_saved_state_reloads_to_identical_arrays_and_picture():
     pvcheck.load_plugin(globals())
     view = simple.CreateView("RenderView")
     view.ViewSize = [640, 480]
-    proxies = show_volume(str(pvcheck.SAMPLES / "cat.jpg"), model="resnet50", weights="random", level=9, view=view)
+    proxies = show_volume(str(pvcheck.SAMPLES / "cat.jpg"), model="resnet50", weights="random", view=view)
     proxies["normalize"].Channels = "MeanTopK"
     state = FOLDER / "roundtrip.pvsm"
     simple.SaveState(str(state))
     before = capture(FOLDER / "before")
     after = reload_in_fresh_process(state, FOLDER / "after")
     assert after["sources"] == before["sources"], (after["sources"], before["sources"])
-    for name in ("source_rank0", "normalize_activation", "slice_activation"):
+    for name in ("source_rank0", "normalize_activation", "panel_activation"):
         a, b = np.load(FOLDER / f"before_{name}.npy"), np.load(FOLDER / f"after_{name}.npy")
         assert a.shape == b.shape and np.array_equal(a, b, equal_nan=True), name
     picture_a = np.load(FOLDER / "before_picture.npy")
@@ -55,7 +55,9 @@ def test_saved_state_reloads_to_identical_arrays_and_picture():
 
 def test_shipped_example_state_opens_with_every_proxy():
     after = reload_in_fresh_process(pvcheck.ROOT / "examples" / "cat_efficientnet_lite0.pvsm", FOLDER / "example")
-    assert {"CNN Activation Volume", "CNN Layer Normalize", "Level Slice"} <= set(after["sources"]), after
+    expected = {"CNN Activation Volume", "CNN Layer Normalize", "Input Picture", "Early Level", "Middle Level",
+                "Last Level", "Predictions", "Middle Level Caption"}
+    assert expected <= set(after["sources"]), after
     activation = np.load(FOLDER / "example_normalize_activation.npy")
     assert activation.shape == (19 * 224 * 337,) and np.nanmax(activation) == 1.0
     picture = np.load(FOLDER / "example_picture.npy")

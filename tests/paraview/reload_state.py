@@ -27,7 +27,7 @@ def capture(prefix: Path) -> dict:
     sources = {name: proxy for (name, _), proxy in simple.GetSources().items()}
     np.save(f"{prefix}_source_rank0.npy", _array(sources["CNN Activation Volume"], "rank0"))
     np.save(f"{prefix}_normalize_activation.npy", _array(sources["CNN Layer Normalize"], "activation"))
-    np.save(f"{prefix}_slice_activation.npy", _array(sources["Level Slice"], "activation"))
+    np.save(f"{prefix}_panel_activation.npy", _array(sources["Middle Level"], "activation"))
     view = simple.GetActiveViewOrCreate("RenderView")
     simple.Render(view)
     png = f"{prefix}_picture.png"
@@ -45,8 +45,10 @@ if __name__ == "__main__":
 
     state, prefix = Path(sys.argv[1]), Path(sys.argv[2])
     simple.LoadState(str(state))
+    # The state holds its camera; paraview.simple would reset it on the first Render of the process.
+    simple._DisableFirstRenderCameraReset()
     # Without the plugin, LoadState only logs "Could not create a proxy": check they exist.
-    for name in ("CNN Activation Volume", "CNN Layer Normalize", "Level Slice"):
+    for name in ("CNN Activation Volume", "CNN Layer Normalize", "Middle Level"):
         assert simple.FindSource(name) is not None, f"{name} missing after loading {state}"
     views = simple.GetViews()
     if views:
