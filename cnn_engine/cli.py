@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import stat
 import sys
 import traceback
 import warnings
@@ -10,7 +12,8 @@ from pathlib import Path
 from typing import Sequence
 
 from . import __version__
-from .errors import CnnEngineError, OutputError
+from .atomic import describe_file_type, os_error_advice
+from .errors import CnnEngineError, ImageError, OutputError
 from .evidence import METHODS, OCCLUDERS, EvidenceSettings
 from .images import IMAGE_EXTENSIONS, image_size
 from .layers import LAYER_SETS, REFERENCE_SIZE, probe_shapes
@@ -34,6 +37,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             traceback.print_exc()
         print(f"cnnvis: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except MemoryError:  # beyond the checks made before allocating (compute_volume's buffer)
+        print("cnnvis: error: out of memory: lower --top-k, choose fewer --layers or a smaller --input-size",
+              file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("cnnvis: interrupted", file=sys.stderr)
@@ -114,6 +121,9 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--weights", default=None,
                        help="the model's default (IMAGENET1K_V1 for resnet50), another torchvision weights name, DEFAULT, "
                             "random, or a .pth/TorchScript file")
+    group.add_argument("--trust-torchscript", action="store_true",
+                       help="load a TorchScript weights file, which runs code stored in it: only for files from a "
+                            "source you trust (refused without this)")
     group.add_argument("--device", choices=DEVICES, default="auto")
 
 
@@ -153,18 +163,30 @@ def _sample_image() -> Path:
 
 
 def _collect_images(sources: Sequence[str]) -> list[Path]:
+    """The image files to export: files as given, folders by their image-named entries.
+
+    Only names are looked at here; each file is judged when it is read (a FIFO, a device or a
+    bad picture among good ones is reported on its own and the others are still exported).
+    """
     images: list[Path] = []
     for source in sources:
         path = Path(source)
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix.lower().lstrip(".") in IMAGE_EXTENSIONS)
-            if not found:
-                raise CnnEngineError(f"no images in folder {path} (looked for {', '.join(IMAGE_EXTENSIONS)})")
-            images += found
-        elif not path.exists():
-            raise CnnEngineError(f"image not found: {path}")
-        else:
+        try:
+            is_folder = stat.S_ISDIR(os.stat(path).st_mode)
+        except FileNotFoundError:
+            raise ImageError(f"image not found: {path}") from None
+        except OSError as exc:
+            raise ImageError(f"cannot read {path}: {exc.strerror or exc}") from None
+        if not is_folder:
             images.append(path)  # load_image reports a bad file clearly
+            continue
+        try:
+            found = sorted(p for p in path.iterdir() if p.suffix.lower().lstrip(".") in IMAGE_EXTENSIONS)
+        except OSError as exc:
+            raise ImageError(f"cannot list the folder {path}: {exc.strerror or exc}") from None
+        if not found:
+            raise ImageError(f"no images in folder {path} (looked for {', '.join(IMAGE_EXTENSIONS)})")
+        images += found
     return images
 
 
@@ -175,10 +197,13 @@ def _targets(images: list[Path], output: str) -> list[Path]:
             raise OutputError(f"{len(images)} images cannot go into one file {out}: give a folder as -o")
         check_writable(out)
         return [out]
+    if out.exists() and not out.is_dir():
+        kind = describe_file_type(os.stat(out).st_mode)
+        raise OutputError(f"output {out} is {kind}, not a folder: give a folder, or a file name ending in .nc")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(f"cannot create output folder {out}: {exc.strerror or exc}") from None
+        raise OutputError(f"cannot create output folder {out}: {os_error_advice(exc)}") from None
     targets = [out / f"{image.stem}.nc" for image in images]
     seen: dict[Path, Path] = {}
     for image, target in zip(images, targets):
@@ -203,7 +228,8 @@ def _load(args: argparse.Namespace):
         if model.substitution:
             print(f"cnnvis: note: {model.substitution}", file=sys.stderr)
         return model
-    return load_model(args.model or DEFAULT_MODEL, weights=args.weights, device=args.device)
+    return load_model(args.model or DEFAULT_MODEL, weights=args.weights, device=args.device,
+                      trust_torchscript=args.trust_torchscript)
 
 
 def _compute(model, image: Path, args: argparse.Namespace):
@@ -222,6 +248,7 @@ def _export_all(model, images: list[Path], targets: list[Path], args: argparse.N
     bar = _progress(len(images))
     for image, target in zip(images, targets):
         try:
+            check_writable(target)  # before computing: the folder may have gone, the disk be read-only
             volume = _compute(model, image, args).normalized(args.normalization)
             volume.to_netcdf(target)
         except CnnEngineError as exc:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as _dt
+import os
+import re
 import weakref
 from typing import Callable, Sequence
 
@@ -71,6 +73,7 @@ def compute_volume(
     its per-channel RGB input normalisation for pixel values in [0, 1] (default ImageNet's:
     (0.485, 0.456, 0.406) and (0.229, 0.224, 0.225)).
     """
+    created = creation_time()  # a bad SOURCE_DATE_EPOCH fails here, before the network runs
     model = _as_model(model, labels, mean, std)
     if top_k < 1:
         raise CnnEngineError(f"top_k must be at least 1, not {top_k}")
@@ -82,6 +85,7 @@ def compute_volume(
     settings = EvidenceSettings(evidence, target) if isinstance(evidence, str) else evidence
     loaded = load_image(image)
     levels = model.levels(layers)
+    _check_top_k(model, levels, top_k)
     evidence_node, linear = _evidence_layer(model, settings)
     graph = model.instrumented(levels + ([LevelSpec("evidence", evidence_node, "")] if evidence_node else []))
     net_in = network_input(loaded.image, preprocessing, model.mean, model.std)
@@ -92,6 +96,7 @@ def compute_volume(
         raise CnnEngineError(f"level spacing must be positive, not {level_spacing}")
 
     # (rank, level, row, column): each rank's (level, row, column) block is contiguous.
+    _check_memory((top_k, len(levels), height, width))
     block = model.output_buffer((top_k, len(levels), height, width))
     infos: list[LevelInfo | None] = [None] * len(levels)
 
@@ -160,7 +165,7 @@ def compute_volume(
             interpolation=interpolation,
             device=str(model.device),
             engine_version=__version__,
-            created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            created=created,
         ),
         image=net_in.rgb,
         level_spacing=float(level_spacing),
@@ -168,6 +173,85 @@ def compute_volume(
         evidence=evidence_map,
         evidence_info=evidence_info,
     )
+
+
+def creation_time() -> str:
+    """The volume's creation time, UTC, ISO 8601 to the second (``2024-01-31T12:00:00+00:00``).
+
+    Now, unless ``SOURCE_DATE_EPOCH`` is set (the reproducible-builds convention: seconds since
+    1970-01-01 UTC, a whole number): then that time, so that two exports of the same input with
+    the same settings give byte-identical files. An empty value counts as unset; any other value
+    that is not a whole number of seconds is a :class:`CnnEngineError`.
+    """
+    value = os.environ.get("SOURCE_DATE_EPOCH", "")
+    if not value:
+        moment = _dt.datetime.now(_dt.timezone.utc)
+    else:
+        if not re.fullmatch(r"[0-9]+", value):
+            raise CnnEngineError(f"SOURCE_DATE_EPOCH={value!r} is not a whole number of seconds since 1970-01-01 "
+                                 "UTC: set it like `date +%s` prints (e.g. 1700000000), or unset it")
+        try:
+            moment = _dt.datetime.fromtimestamp(int(value), _dt.timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            raise CnnEngineError(f"SOURCE_DATE_EPOCH={value} is out of range (after the year 9999): "
+                                 "set it like `date +%s` prints (e.g. 1700000000), or unset it") from None
+    return moment.isoformat(timespec="seconds")
+
+
+def _check_top_k(model: CnnModel, levels: Sequence[LevelSpec], top_k: int) -> None:
+    """Refuse a ``top_k`` above the channel count of the widest chosen layer.
+
+    Ranks past it would be NaN on every level: a mistake (``--top-k 100000``), not a wish, so it
+    is refused with the largest useful value rather than clamped. A narrower layer among wider
+    ones (the 3-channel input) still gets NaN maps for its missing ranks. Channel counts come from
+    the layer catalog's probe at the reference size (taken when the model was loaded): no
+    computing here.
+    """
+    widest, widest_name = 0, ""
+    for level in levels:
+        shape = model.catalog.reference_shapes.get(level.node)
+        if shape is None or len(shape) != 4:
+            return  # a channel count unknown before running: nothing to judge by
+        if shape[1] > widest:
+            widest, widest_name = int(shape[1]), level.name
+    if top_k > widest > 0:
+        raise CnnEngineError(
+            f"top_k {top_k} is more than the {widest} channels of the widest chosen layer ({widest_name}): "
+            f"use a top_k of at most {widest} (--top-k {widest}), or choose wider layers"
+        )
+
+
+def _check_memory(shape: tuple[int, int, int, int]) -> None:
+    """Refuse an output buffer (top_k, levels, height, width) of float32 that memory cannot hold.
+
+    The limit is the memory available now (``MemAvailable`` in /proc/meminfo; where that cannot
+    be read, nothing is refused): numpy would otherwise fail half-way, or the system would swap.
+    """
+    needed = 4 * int(np.prod(shape, dtype=object))
+    available = available_memory()
+    if available is not None and needed > available:
+        top_k, levels, height, width = shape
+        raise CnnEngineError(
+            f"the volume would need {_gib(needed)} of memory (top_k {top_k} x {levels} levels x {height} x {width} "
+            f"pixels x 4 bytes), more than the {_gib(available)} available: lower top_k, choose fewer layers "
+            "or a smaller input size"
+        )
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available for new allocations (Linux ``MemAvailable``), or None if unknown."""
+    try:
+        with open("/proc/meminfo", "rb") as meminfo:
+            for line in meminfo:
+                if line.startswith(b"MemAvailable:"):
+                    return int(line.split()[1]) * 1024  # the value is in KiB
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _gib(size: int) -> str:
+    return f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.0f} MiB"
 
 
 def _evidence_layer(model: CnnModel, settings: EvidenceSettings | None) -> tuple[str | None, object]:

@@ -8,14 +8,18 @@ every way a file can be wrong becomes an :class:`ImageError` that says what is w
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import stat
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import BinaryIO, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .atomic import describe_file_type
 from .errors import ImageError
 
 #: Anything :func:`load_image` accepts: a path, a PIL image, or an (H, W, 3) uint8 array.
@@ -23,6 +27,15 @@ ImageSource = Union[str, os.PathLike, Image.Image, np.ndarray]
 
 #: Smallest accepted side in pixels: below this there is nothing spatial for a CNN to look at.
 MIN_SIDE = 8
+
+#: Largest image file read, in bytes (256 MiB): checked before reading, and no more is read. A
+#: photograph is a few MiB; the engine scales every image to at most 1024 pixels a side anyway.
+MAX_IMAGE_BYTES = 256 * 1024 * 1024
+
+#: Most pixels (width x height) an image may declare: Pillow's own decompression-bomb limit
+#: (2 x its warning limit, about 13400 x 13400; decoded as RGB, 537 MB). Checked from the header,
+#: before decoding, whatever ``PIL.Image.MAX_IMAGE_PIXELS`` is set to.
+MAX_IMAGE_PIXELS = 178_956_970
 
 #: File name endings offered by file choosers (the plugin's, the command line's folder scan).
 IMAGE_EXTENSIONS = ("png", "jpg", "jpeg", "bmp", "tif", "tiff", "gif", "webp")
@@ -72,11 +85,13 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     """(width, height) of an image file as :func:`load_image` shows it, read from its header.
 
     EXIF orientations 5 to 8 turn the image by 90 degrees, so they swap the sides. Nothing is
-    decoded; a file whose header cannot be read goes through :func:`load_image`, which says
-    what is wrong with it.
+    decoded. Files :func:`load_image` refuses before decoding (not a regular file, too many
+    bytes or pixels) raise the same :class:`ImageError` here; a file whose header cannot be read
+    goes through :func:`load_image`, which says what is wrong with it.
     """
+    path = Path(path)
     try:
-        with Image.open(path) as opened:
+        with _open_image_file(path) as file, _header(file, path) as opened:
             width, height = opened.size
             orientation = opened.getexif().get(0x0112, 1)
     except (OSError, SyntaxError, ValueError, UnidentifiedImageError):
@@ -84,19 +99,90 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
-def _load_file(path: Path) -> LoadedImage:
-    if not path.exists():
-        raise ImageError(f"image not found: {path}")
-    if path.is_dir():
-        raise ImageError(f"{path} is a folder, not an image file")
+def _open_image_file(path: Path) -> BinaryIO:
+    """Open ``path`` for reading if it is a regular file of at most :data:`MAX_IMAGE_BYTES`.
+
+    Everything else is refused before a byte is read: a FIFO would block forever, a device such
+    as ``/dev/zero`` (or a link to it) would read until memory runs out. The file is opened
+    without blocking and checked again once open, in case it changed since it was looked at.
+    """
     try:
-        data = path.read_bytes()
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise ImageError(f"image not found: {path}") from None
     except OSError as exc:
         raise ImageError(f"cannot read image {path}: {exc.strerror or exc}") from None
+    _check_image_file(path, info)
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise ImageError(f"image not found: {path}") from None
+    except OSError as exc:
+        raise ImageError(f"cannot read image {path}: {exc.strerror or exc}") from None
+    try:
+        _check_image_file(path, os.fstat(descriptor))
+    except BaseException:
+        os.close(descriptor)
+        raise
+    return os.fdopen(descriptor, "rb")
+
+
+def _check_image_file(path: Path, info: os.stat_result) -> None:
+    if stat.S_ISDIR(info.st_mode):
+        raise ImageError(f"{path} is a folder, not an image file")
+    if not stat.S_ISREG(info.st_mode):
+        target = os.path.realpath(path)
+        through = f" (a link to {target})" if target != os.path.abspath(path) else ""
+        raise ImageError(
+            f"{path}{through} is {describe_file_type(info.st_mode)}, not a regular file: "
+            "give an image file (save the picture to a file first)"
+        )
+    if info.st_size > MAX_IMAGE_BYTES:
+        raise ImageError(
+            f"image file {path} is {info.st_size / 2**20:.0f} MiB, more than the {MAX_IMAGE_BYTES // 2**20} MiB "
+            "an image may have: scale it down or save it compressed (PNG, JPEG) first"
+        )
+
+
+def _header(file: BinaryIO, path: Path) -> Image.Image:
+    """Open the image in ``file`` (its header only) and refuse more than :data:`MAX_IMAGE_PIXELS`."""
+    with warnings.catch_warnings():
+        # The size is judged below, once, with a message that says what to do.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            opened = Image.open(file)
+        except Image.DecompressionBombError:  # Pillow's own check, at the same or a lower limit
+            raise _too_many_pixels(path, None) from None
+    width, height = opened.size
+    if width * height > MAX_IMAGE_PIXELS:
+        opened.close()
+        raise _too_many_pixels(path, (width, height))
+    return opened
+
+
+def _too_many_pixels(path: Path, size: tuple[int, int] | None) -> ImageError:
+    """The refusal of an image above :data:`MAX_IMAGE_PIXELS`; ``size`` (width, height) if known."""
+    declared = f"{size[0]}x{size[1]} pixels, more than" if size else "more pixels than"
+    return ImageError(
+        f"image {path} declares {declared} the {MAX_IMAGE_PIXELS:,} an image may have "
+        "(a decompression bomb, or a huge picture): scale it down first"
+    )
+
+
+def _load_file(path: Path) -> LoadedImage:
+    with _open_image_file(path) as file:
+        try:
+            data = file.read(MAX_IMAGE_BYTES + 1)
+        except OSError as exc:
+            raise ImageError(f"cannot read image {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_IMAGE_BYTES:  # it grew since it was checked
+        raise ImageError(f"image file {path} is more than the {MAX_IMAGE_BYTES // 2**20} MiB an image may have")
     if not data:
         raise ImageError(f"image file is empty (0 bytes): {path}")
     try:
-        with Image.open(path) as opened:
+        # Decoded from the bytes read (and hashed) above: the file is read once.
+        with _header(io.BytesIO(data), path) as opened, warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             opened.seek(0)  # the first frame of an animation
             opened.load()
             image = ImageOps.exif_transpose(opened) or opened.copy()
@@ -105,8 +191,8 @@ def _load_file(path: Path) -> LoadedImage:
             f"not an image file Pillow can read: {path} (is it really a picture? "
             f"supported: {', '.join(IMAGE_EXTENSIONS)})"
         ) from None
-    except Image.DecompressionBombError as exc:
-        raise ImageError(f"image is too large to open safely: {path} ({exc})") from None
+    except Image.DecompressionBombError:  # a later frame of an animation
+        raise _too_many_pixels(path, None) from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"image is truncated or corrupt: {path} ({exc})") from None
     return _finish(image, path=str(path.resolve()), sha256=hashlib.sha256(data).hexdigest())

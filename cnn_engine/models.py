@@ -182,15 +182,18 @@ def resolve_device(device: str) -> torch.device:
     raise ModelError(f"unknown device {device!r}: use one of {', '.join(DEVICES)}")
 
 
-def load_model(name: str = DEFAULT_MODEL, weights: str | None = None, device: str = "auto", seed: int = 0) -> CnnModel:
+def load_model(name: str = DEFAULT_MODEL, weights: str | None = None, device: str = "auto", seed: int = 0,
+               trust_torchscript: bool = False) -> CnnModel:
     """Build model ``name`` with ``weights`` on ``device``, in eval mode.
 
     ``weights``: ``None`` for the model's default (``IMAGENET1K_V1`` for resnet50, torchvision's
     ``DEFAULT`` for other torchvision models, ``packaged`` for efficientnet_lite0), a torchvision
     weights name (``IMAGENET1K_V2``, ``ResNet50_Weights.IMAGENET1K_V2``, ``DEFAULT``), ``random``
     (initialised from ``seed``, reproducible, untrained), or a path to a state dict or TorchScript
-    file. Raises :class:`ModelError` or :class:`WeightsError` (:class:`WeightsUnavailableError`
-    when pretrained weights are neither cached nor downloadable).
+    file. A TorchScript archive runs code stored in it while loading: it is refused unless
+    ``trust_torchscript`` is True (only for files from a source you trust). Raises
+    :class:`ModelError` or :class:`WeightsError` (:class:`WeightsUnavailableError` when pretrained
+    weights are neither cached nor downloadable).
     """
     known = available_models()
     if name not in known:
@@ -199,9 +202,9 @@ def load_model(name: str = DEFAULT_MODEL, weights: str | None = None, device: st
         raise ModelError(f"unknown model {name!r}{hint} (list them with: cnnvis models)")
     target = resolve_device(device)
     if name == OFFLINE_MODEL:
-        model = _load_offline(weights or PACKAGED, seed)
+        model = _load_offline(weights or PACKAGED, seed, trust_torchscript)
     else:
-        model = _load_torchvision(name, weights, seed)
+        model = _load_torchvision(name, weights, seed, trust_torchscript)
     model.module.eval().to(target)
     model.device = target
     return model
@@ -239,17 +242,19 @@ def default_model_name() -> str:
     return DEFAULT_MODEL
 
 
-def _with_weights(name: str, build, weights: str, seed: int, named) -> tuple[nn.Module, str, bool]:
+def _with_weights(name: str, build, weights: str, seed: int, named,
+                  trust_torchscript: bool = False) -> tuple[nn.Module, str, bool]:
     """Build a model and give it ``weights``: (module, weights label, trained).
 
     ``named(weights)`` resolves a weights *name* to (state dict, label, description) and raises
-    :class:`WeightsError` for names it does not know; ``random`` and file paths are handled here.
+    :class:`WeightsError` for names it does not know; ``random`` and file paths are handled here
+    (a TorchScript file only with ``trust_torchscript``, see :func:`load_state_dict_file`).
     """
     if weights == RANDOM:
         return _seeded(build, seed), f"random (seed {seed})", False
     if looks_like_path(weights):
         path = Path(weights).expanduser().resolve()
-        state_dict, label, source = load_state_dict_file(path), f"file:{path}", str(path)
+        state_dict, label, source = load_state_dict_file(path, trust_torchscript), f"file:{path}", str(path)
     else:
         state_dict, label, source = named(weights)
     module = build()
@@ -257,7 +262,7 @@ def _with_weights(name: str, build, weights: str, seed: int, named) -> tuple[nn.
     return module, label, True
 
 
-def _load_torchvision(name: str, weights: str | None, seed: int) -> CnnModel:
+def _load_torchvision(name: str, weights: str | None, seed: int, trust_torchscript: bool = False) -> CnnModel:
     enum = torchvision.models.get_model_weights(name)
     reference = enum.DEFAULT
 
@@ -276,7 +281,7 @@ def _load_torchvision(name: str, weights: str | None, seed: int) -> CnnModel:
         return torchvision.models.get_model(name, weights=None)
 
     requested = weights or _DEFAULT_WEIGHTS.get(name, "DEFAULT")
-    module, label, trained = _with_weights(name, build, requested, seed, named)
+    module, label, trained = _with_weights(name, build, requested, seed, named, trust_torchscript)
     transforms = reference.transforms()
     return CnnModel(
         name=name,
@@ -290,7 +295,7 @@ def _load_torchvision(name: str, weights: str | None, seed: int) -> CnnModel:
     )
 
 
-def _load_offline(weights: str, seed: int) -> CnnModel:
+def _load_offline(weights: str, seed: int, trust_torchscript: bool = False) -> CnnModel:
     try:
         from efficientnet_lite_pytorch import EfficientNet
     except ImportError:
@@ -314,7 +319,7 @@ def _load_offline(weights: str, seed: int) -> CnnModel:
         return load_state_dict_file(path), PACKAGED, str(path)
 
     module, label, trained = _with_weights(
-        OFFLINE_MODEL, lambda: EfficientNet.from_name("efficientnet-lite0"), weights, seed, named
+        OFFLINE_MODEL, lambda: EfficientNet.from_name("efficientnet-lite0"), weights, seed, named, trust_torchscript
     )
     return CnnModel(
         name=OFFLINE_MODEL,

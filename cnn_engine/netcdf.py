@@ -41,14 +41,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy.io import netcdf_file
 
-from .errors import FormatError, OutputError
+from .atomic import atomic_write, check_writable  # check_writable: the front ends import it from here
+from .errors import FormatError
 from .volume import ActivationVolume, luminance, rank_names, upright
 
 FORMAT_NAME = "cnn_engine activation volume"
@@ -59,44 +59,14 @@ CONVENTIONS = "CF-1.8"
 LEVEL_COORDINATES = "level_index level_name"
 
 
-def check_writable(path: str | os.PathLike) -> Path:
-    """Fail early, before any computing, if ``path`` cannot be written. Returns it resolved."""
-    path = Path(path).expanduser()
-    folder = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise OutputError(f"output path {path} is a folder; give a file name ending in .nc")
-    if not folder.is_dir():
-        raise OutputError(f"cannot write {path}: the folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write {path}: no permission to write in {folder}")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise OutputError(f"cannot write {path}: the existing file is read-only")
-    return path.resolve()
-
-
 def write_netcdf(volume: ActivationVolume, path: str | os.PathLike) -> Path:
-    """Write ``volume`` to ``path`` atomically (temporary file, then rename). Returns the path."""
+    """Write ``volume`` to ``path`` atomically (temporary file, then rename). Returns the path.
+
+    Raises :class:`OutputError` for a location that cannot take the file (see
+    :mod:`cnn_engine.atomic`); the temporary file is gone whatever happens, signals included.
+    """
     path = check_writable(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(handle)
-    try:
-        _write(volume, temporary)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except OSError as exc:
-        _remove(temporary)
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    except BaseException:
-        _remove(temporary)
-        raise
-    return path
-
-
-def _remove(name: str) -> None:
-    try:
-        os.unlink(name)
-    except FileNotFoundError:
-        pass
+    return atomic_write(path, lambda temporary: _write(volume, temporary), what="netCDF file")
 
 
 def _write(volume: ActivationVolume, filename: str) -> None:

@@ -8,7 +8,6 @@ grey, dimmed copy of the picture (readable over any colours), and a colour bar s
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -16,6 +15,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from .atomic import atomic_write, check_writable
 from .errors import OutputError
 
 #: Brightness factor of the grey picture under the map in :func:`evidence_figure`.
@@ -196,17 +196,21 @@ def _wrap(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> list[str]:
 
 
 def save_picture(picture: np.ndarray, path: str | os.PathLike) -> Path:
-    """Write an RGB picture (PNG, JPEG... by extension) atomically."""
-    from .netcdf import check_writable
+    """Write an RGB picture (PNG, JPEG... by the path's extension) atomically. Returns the path.
 
-    path = check_writable(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(handle)
-    try:
-        Image.fromarray(picture).save(temporary)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except (OSError, ValueError, KeyError) as exc:
-        os.unlink(temporary)
-        raise OutputError(f"cannot write picture {path}: {exc}") from None
-    return path
+    Raises :class:`OutputError` for an extension Pillow cannot write and for a location that
+    cannot take the file (see :mod:`cnn_engine.atomic`).
+    """
+    path = check_writable(path, what="picture", suffix=".png")
+    picture_format = Image.registered_extensions().get(path.suffix.lower())
+    if picture_format is None or picture_format not in Image.SAVE:
+        raise OutputError(f"cannot write picture {path}: unknown picture type {path.suffix or '(no extension)'!r}; "
+                          "use .png or .jpg")
+
+    def write(temporary: str) -> None:
+        try:
+            Image.fromarray(picture).save(temporary, format=picture_format)
+        except (ValueError, KeyError) as exc:  # a format that cannot hold RGB, or bad options
+            raise OutputError(f"cannot write picture {path}: {exc}") from None
+
+    return atomic_write(path, write, what="picture")

@@ -1,10 +1,13 @@
 """Keeping the last model and the last volume, so that asking again costs nothing.
 
 Interactive front ends (the ParaView source, notebooks) ask for volumes over and over with
-mostly the same settings. A :class:`Session` rebuilds the model only when model, weights or
-device change, runs the network only when the image (its path, size and modification time) or
-a setting that shapes the activations changes, and counts its forward passes so that callers
-and tests can see what was re-run.
+mostly the same settings. A :class:`Session` rebuilds the model only when model, weights (for a
+file: its path, size and modification time) or device change, runs the network only when the
+image (likewise) or a setting that shapes the result changes, and counts its forward passes so
+that callers and tests can see what was re-run. Settings that cannot change the result do not
+count: level spacing (it only places the levels), the target class while no evidence map is
+asked for, ``auto`` against the device it resolves to, and trusting TorchScript for weights that
+are not a file.
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from .compute import Progress, compute_volume, default_level_spacing
 from .images import image_size
 from .models import DEFAULT_MODEL, CnnModel, default_model_name, load_default_model, load_model
 from .preprocess import Preprocessing, fitted_size
 from .volume import ActivationVolume
-from .weights import RANDOM
+from .weights import RANDOM, looks_like_path
 
 # (model name, layer selection) -> number of levels, shared by all sessions of the process.
 _LEVEL_COUNTS: dict[tuple[str, Any], int] = {}
@@ -45,17 +50,39 @@ class VolumeRequest:
     #: With the default model and weights (model DEFAULT_MODEL, weights None): run the trained
     #: offline model when the default weights cannot be had (see models.load_default_model).
     allow_offline: bool = False
+    #: Load a TorchScript weights file, which runs code stored in it (see weights.load_state_dict_file).
+    trust_torchscript: bool = False
 
     def model_key(self) -> tuple[Any, ...]:
-        return (self.model, self.weights, self.device, self.offline_allowed())
+        """What decides the model: a different key rebuilds it, an equal key reuses it."""
+        weights_file = self.weights is not None and self.weights != RANDOM and looks_like_path(self.weights)
+        # A weights file is known by its content's identity (a file saved again at the same path
+        # must be read again); trusting TorchScript matters only for a file.
+        weights = _file_identity(str(Path(self.weights).expanduser())) if weights_file else self.weights
+        return (self.model, weights, _device_key(self.device), self.offline_allowed(),
+                self.trust_torchscript and weights_file)
 
     def offline_allowed(self) -> bool:
         return self.allow_offline and self.model == DEFAULT_MODEL and self.weights is None
 
     def activation_key(self) -> tuple[Any, ...]:
-        # Level spacing only places the levels: changing it must not re-run the network.
+        """What decides the network's output: a different key runs the network again.
+
+        Level spacing only places the levels, and the target class is used only by an evidence
+        map: neither counts where it cannot change the result. Input size counts even with fit
+        ``native`` (which ignores it for the grid): the volume's provenance records it.
+        """
+        target = self.target if self.evidence else None
         return (self.model_key(), _file_identity(self.image), self.layers, self.top_k, self.rank_by,
-                self.input_size, self.fit, self.interpolation, self.evidence, self.target)
+                self.input_size, self.fit, self.interpolation, self.evidence, target)
+
+
+def _device_key(device: str) -> str:
+    # "auto" runs where it resolves to (models.resolve_device): switching to that device by
+    # name changes nothing. Other names are kept as given; load_model reports unusable ones.
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
 
 
 def _file_identity(path: str) -> tuple[Any, ...]:
@@ -88,7 +115,8 @@ class Session:
             if request.offline_allowed():
                 self._model = load_default_model(device=request.device)
             else:
-                self._model = load_model(request.model, weights=request.weights, device=request.device)
+                self._model = load_model(request.model, weights=request.weights, device=request.device,
+                                         trust_torchscript=request.trust_torchscript)
             self._model_key = request.model_key()
             self.model_builds += 1
         return self._model

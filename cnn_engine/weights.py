@@ -3,14 +3,17 @@
 Three kinds of weights: torchvision's named pretrained weights (``IMAGENET1K_V1``...), fetched
 from torchvision's address into the torch hub cache like torchvision does itself; ``random``
 (seeded, reproducible, untrained); or a local file, a state dict or a TorchScript archive.
-Files are always read with ``torch.load(..., weights_only=True)``: a pickle that would run
-code is refused, never unpickled.
+State dicts are always read with ``torch.load(..., weights_only=True)``: a pickle that would run
+code is refused, never unpickled. A TorchScript archive is code (loading it runs its
+``__setstate__`` methods, and ``torch.jit.load`` has no safe mode), so it is refused unless the
+caller trusts it explicitly (``trust_torchscript=True``).
 """
 
 from __future__ import annotations
 
 import os
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, Mapping
@@ -61,11 +64,13 @@ def cached_pretrained(url: str, description: str) -> Path:
     return path
 
 
-def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read a state dict from a ``torch.save`` file or a TorchScript archive, without running code.
+def load_state_dict_file(path: str | os.PathLike, trust_torchscript: bool = False) -> dict[str, torch.Tensor]:
+    """Read a state dict from a ``torch.save`` file, or from a TorchScript archive if trusted.
 
-    A checkpoint dict that wraps the weights under ``state_dict`` or ``model`` is unwrapped.
-    Raises :class:`WeightsError` naming what is wrong with the file.
+    A ``torch.save`` file is read without running code. A TorchScript archive runs code stored
+    in it while loading, so it is refused with a :class:`WeightsError` unless
+    ``trust_torchscript`` is True. A checkpoint dict that wraps the weights under ``state_dict``
+    or ``model`` is unwrapped. Raises :class:`WeightsError` naming what is wrong with the file.
     """
     path = Path(path)
     if not path.is_file():
@@ -73,8 +78,18 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if path.stat().st_size == 0:
         raise WeightsError(f"weights file is empty (0 bytes): {path}")
     if _is_torchscript(path):
+        if not trust_torchscript:
+            raise WeightsError(
+                f"refusing to load {path}: it is a TorchScript archive, and loading one runs code stored in it. "
+                "Re-save its weights as a plain state dict (torch.save(model.state_dict(), path)); or, if you "
+                "trust its source, opt in with --trust-torchscript (cnnvis), TrustTorchScript (ParaView) or "
+                "trust_torchscript=True (Python)"
+            )
         try:
-            return dict(torch.jit.load(str(path), map_location="cpu").state_dict())
+            with warnings.catch_warnings():
+                # The user opted in: torch's notice that TorchScript is deprecated is not theirs to act on.
+                warnings.simplefilter("ignore", FutureWarning)
+                return dict(torch.jit.load(str(path), map_location="cpu").state_dict())
         except Exception as exc:
             raise WeightsError(f"cannot read TorchScript weights file {path}: {exc}") from None
     try:
@@ -83,7 +98,7 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         if "GLOBAL" in str(exc) or "Unsupported global" in str(exc):
             raise WeightsError(
                 f"refusing to load {path}: it holds Python objects beyond tensors, and unpickling it "
-                "could run code. Save a plain state dict (torch.save(model.state_dict(), path)) or TorchScript"
+                "could run code. Save a plain state dict (torch.save(model.state_dict(), path))"
             ) from None
         raise WeightsError(f"not a PyTorch weights file (not a tensor archive torch.load can read safely): {path}") from None
     except (RuntimeError, EOFError, ValueError, OSError, UnicodeDecodeError, AttributeError) as exc:

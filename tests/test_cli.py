@@ -203,3 +203,51 @@ def test_export_accepts_evidence_options(cat_path, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "evidence: gradcam on _swish_1 for tiger cat (class 282" in result.stdout
     assert cnn_engine.read_netcdf(tmp_path / "c.nc").evidence_info.target_index == 282
+
+
+def _export_at_epoch(epoch: str, image: Path, output: Path, *options: str) -> subprocess.CompletedProcess:
+    """``cnnvis export`` in its own process with SOURCE_DATE_EPOCH set to ``epoch``."""
+    import os
+
+    return subprocess.run([CNNVIS, "export", str(image), "-o", str(output), *options], capture_output=True,
+                          text=True, timeout=600, env={**os.environ, "SOURCE_DATE_EPOCH": epoch})
+
+
+def test_two_exports_with_source_date_epoch_are_byte_identical(cat_path, tmp_path):
+    from scipy.io import netcdf_file
+
+    # The default model (offline: the stand-in, recorded in the file) with an evidence map: every
+    # part of the file that could vary between runs is in it.
+    options = ("--top-k", "2", "--evidence", "gradcam")
+    first = _export_at_epoch("1700000000", cat_path, tmp_path / "first.nc", *options)
+    second = _export_at_epoch("1700000000", cat_path, tmp_path / "second.nc", *options)
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    assert (tmp_path / "first.nc").read_bytes() == (tmp_path / "second.nc").read_bytes()
+    assert cnn_engine.read_netcdf(tmp_path / "first.nc").provenance.created == "2023-11-14T22:13:20+00:00"
+    with netcdf_file(tmp_path / "first.nc", "r", mmap=False) as nc:
+        assert nc.history.decode().startswith("2023-11-14T22:13:20+00:00 created by cnn_engine")
+
+
+def test_a_source_date_epoch_that_is_not_whole_seconds_is_one_error(cat_path, tmp_path):
+    result = _export_at_epoch("2023-11-14", cat_path, tmp_path / "cat.nc", "--weights", "random")
+    assert result.returncode == 2
+    assert result.stderr == ("cnnvis: error: SOURCE_DATE_EPOCH='2023-11-14' is not a whole number of seconds since "
+                             "1970-01-01 UTC: set it like `date +%s` prints (e.g. 1700000000), or unset it\n")
+    assert not list(tmp_path.iterdir())
+
+
+def test_torchscript_weights_are_refused_without_trust_torchscript(cat_path, tmp_path):
+    import torch
+
+    weights = tmp_path / "scripted.pt"
+    torch.jit.script(cnn_engine.load_model("resnet18", weights="random", device="cpu").module).save(str(weights))
+    refused = run("export", str(cat_path), "-o", str(tmp_path / "refused.nc"), "--model", "resnet18",
+                  "--weights", str(weights), "--top-k", "1")
+    assert refused.returncode == 2
+    assert refused.stderr.startswith(f"cnnvis: error: refusing to load {weights}: it is a TorchScript archive")
+    assert "--trust-torchscript" in refused.stderr and len(refused.stderr.splitlines()) == 1
+    assert not (tmp_path / "refused.nc").exists()
+    trusted = run("export", str(cat_path), "-o", str(tmp_path / "trusted.nc"), "--model", "resnet18",
+                  "--weights", str(weights), "--top-k", "1", "--trust-torchscript")
+    assert trusted.returncode == 0, trusted.stderr
+    assert cnn_engine.read_netcdf(tmp_path / "trusted.nc").provenance.weights == f"file:{weights.resolve()}"

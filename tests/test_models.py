@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 from pathlib import Path
+from typing import Tuple
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ import torchvision
 
 import cnn_engine
 from cnn_engine import ModelError, WeightsError, WeightsUnavailableError
-from cnn_engine.weights import hub_checkpoint_path
+from cnn_engine.weights import hub_checkpoint_path, load_state_dict_file
 
 
 @pytest.mark.parametrize(
@@ -101,12 +102,60 @@ def test_local_state_dict_file_loads(tmp_path):
     assert torch.equal(model.module.fc.weight, source.module.fc.weight)
 
 
-def test_torchscript_file_loads(tmp_path):
+def test_torchscript_file_loads_when_trusted(tmp_path):
     source = cnn_engine.load_model("resnet18", weights="random", device="cpu", seed=4)
     path = tmp_path / "scripted.pt"
     torch.jit.script(source.module).save(str(path))
-    model = cnn_engine.load_model("resnet18", weights=str(path), device="cpu")
+    model = cnn_engine.load_model("resnet18", weights=str(path), device="cpu", trust_torchscript=True)
     assert torch.equal(model.module.layer1[0].conv1.weight, source.module.layer1[0].conv1.weight)
+
+
+class _WritesOnLoad(torch.nn.Module):
+    """A TorchScript module whose loading writes a file: TorchScript runs __setstate__ on load."""
+
+    def __init__(self, marker: str) -> None:
+        super().__init__()
+        self.register_buffer("weight", torch.zeros(1))
+        self.marker = marker
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    @torch.jit.export
+    def __getstate__(self) -> Tuple[torch.Tensor, str, bool]:
+        return self.weight, self.marker, self.training
+
+    @torch.jit.export
+    def __setstate__(self, state: Tuple[torch.Tensor, str, bool]) -> None:
+        self.weight, self.marker, self.training = state
+        torch.save(self.weight, self.marker)  # any file write: the code of the archive runs
+
+
+def _archive_writing_on_load(tmp_path: Path) -> tuple[Path, Path]:
+    """(TorchScript archive, the marker file its loading writes), the marker not yet there."""
+    marker, path = tmp_path / "code-ran", tmp_path / "scripted.pt"
+    torch.jit.script(_WritesOnLoad(str(marker))).save(str(path))
+    marker.unlink(missing_ok=True)  # saving ran __setstate__ already
+    return path, marker
+
+
+def test_the_hostile_torchscript_archive_runs_its_code_when_trusted(tmp_path):
+    # The premise of the refusal test below: loading this archive really runs code.
+    path, marker = _archive_writing_on_load(tmp_path)
+    assert list(load_state_dict_file(path, trust_torchscript=True)) == ["weight"]
+    assert marker.exists()
+
+
+def test_torchscript_is_refused_by_default_and_none_of_its_code_runs(tmp_path):
+    path, marker = _archive_writing_on_load(tmp_path)
+    with pytest.raises(WeightsError) as error:
+        cnn_engine.load_model("resnet18", weights=str(path), device="cpu")
+    assert str(error.value) == (
+        f"refusing to load {path}: it is a TorchScript archive, and loading one runs code stored in it. Re-save "
+        "its weights as a plain state dict (torch.save(model.state_dict(), path)); or, if you trust its source, "
+        "opt in with --trust-torchscript (cnnvis), TrustTorchScript (ParaView) or trust_torchscript=True (Python)"
+    )
+    assert not marker.exists()
 
 
 def test_weights_of_another_model_are_refused(tmp_path):

@@ -95,3 +95,62 @@ def test_offline_is_never_allowed_for_explicit_weights(cat_path):
                             allow_offline=True)
     with pytest.raises(WeightsUnavailableError):
         Session().volume(request)
+
+
+def test_target_class_does_not_run_the_network_while_there_is_no_evidence(request_):
+    from dataclasses import replace
+
+    session = Session()
+    first = session.volume(request_)
+    for target in ("tabby", "281", 7, None):
+        assert session.volume(replace(request_, target=target)) is first
+    assert session.forward_passes == 1
+
+
+def test_target_class_runs_the_network_again_with_evidence(request_):
+    from dataclasses import replace
+
+    session = Session()
+    with_cam = replace(request_, evidence="cam")
+    assert session.volume(replace(with_cam, target=281)).evidence_info.target_index == 281
+    assert session.volume(replace(with_cam, target=7)).evidence_info.target_index == 7
+    assert session.forward_passes == 2
+
+
+def test_auto_device_and_the_device_it_resolves_to_share_the_model_and_volume(request_):
+    import torch
+    from dataclasses import replace
+
+    resolved = "cuda" if torch.cuda.is_available() else "cpu"
+    session = Session()
+    first = session.volume(replace(request_, device="auto"))
+    assert session.volume(replace(request_, device=resolved)) is first
+    assert (session.forward_passes, session.model_builds) == (1, 1)
+
+
+def test_trusting_torchscript_changes_nothing_for_weights_that_are_not_a_file(request_):
+    from dataclasses import replace
+
+    session = Session()
+    first = session.volume(request_)
+    assert session.volume(replace(request_, trust_torchscript=True)) is first
+    assert (session.forward_passes, session.model_builds) == (1, 1)
+
+
+def test_a_weights_file_saved_again_at_the_same_path_is_read_again(request_, tmp_path):
+    import os
+    from dataclasses import replace
+
+    import torch
+
+    import cnn_engine
+
+    path = tmp_path / "weights.pth"
+    torch.save(cnn_engine.load_model("resnet18", weights="random", seed=1).module.state_dict(), path)
+    session = Session()
+    first = session.volume(replace(request_, weights=str(path)))
+    torch.save(cnn_engine.load_model("resnet18", weights="random", seed=2).module.state_dict(), path)
+    os.utime(path, ns=(0, 10**18))  # a new modification time even on a coarse file system clock
+    second = session.volume(replace(request_, weights=str(path)))
+    assert (session.forward_passes, session.model_builds) == (2, 2)
+    assert first.levels[-1].scores != second.levels[-1].scores  # the new weights ran

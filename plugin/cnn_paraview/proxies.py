@@ -10,7 +10,10 @@
 
 ParaView 5.11 orders the property panel by method name, hence the ``aNN_``/``bNN_`` prefixes.
 Errors are reported with ``paraview.print_error`` (Output Messages in the GUI) and make the
-request fail cleanly; ``last_error`` on the algorithm object keeps the message for scripts.
+request fail cleanly; a property value out of its domain is refused the same way, and the
+property keeps its last allowed value. ``last_error`` on the algorithm object keeps the message
+for scripts, and the information property ``LastError`` carries it to clients (the algorithm
+object lives on the server in client/server mode).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import os
 import traceback
 from pathlib import Path
+from typing import Any, Iterable
 
 import numpy as np
 from paraview.util.vtkAlgorithm import VTKPythonAlgorithmBase, smdomain, smhint, smproperty, smproxy
@@ -26,7 +30,7 @@ from vtkmodules.vtkCommonCore import vtkStringArray
 from vtkmodules.vtkCommonDataModel import vtkDataObject, vtkImageData, vtkTable
 from vtkmodules.vtkCommonExecutionModel import vtkStreamingDemandDrivenPipeline as Pipeline
 
-from .xml import documentation, enumeration
+from .xml import Domain, DoubleRange, Enumeration, IncreasingPair, IntRange, documentation
 
 IMAGE_EXTENSIONS = ["png", "jpg", "jpeg", "bmp", "tif", "tiff", "gif", "webp"]
 LAYER_SETS = ["blocks", "convs", "all"]
@@ -41,32 +45,78 @@ CAPTIONS = ["Level", "Predictions"]
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 
 
+class Domains:
+    """Each checked property's allowed values: the XML domain of its widget and its setter's check."""
+
+    LayerSet = Enumeration("LayerSet", LAYER_SETS)
+    TopK = IntRange("TopK", 1, 16)
+    RankBy = Enumeration("RankBy", RANK_BY)
+    InputSize = IntRange("InputSize", 16, 1024)
+    Fit = Enumeration("Fit", FITS)
+    Interpolation = Enumeration("Interpolation", INTERPOLATIONS)
+    LevelSpacing = DoubleRange("LevelSpacing", 0.0, 100.0)
+    Device = Enumeration("Device", DEVICES)
+    Evidence = Enumeration("Evidence", EVIDENCE)
+    Normalization = Enumeration("Normalization", NORMALIZATIONS)
+    PercentileRange = IncreasingPair("PercentileRange", 0.0, 100.0)
+    Channels = Enumeration("Channels", CHANNELS)
+    Rank = IntRange("Rank", 0, 15)
+    Content = Enumeration("Content", CAPTIONS)
+
+
 class _Reporting:
     """Error reporting shared by the proxies: one clear message, empty outputs, no crash.
 
     A failed request reports its message once and then completes with empty outputs. Returning
     failure (0) instead would add VTK's dump of the pipeline request to Output Messages, and
     every downstream update would run the failed request, and print its message, again.
+
+    A property value outside its domain is refused in its setter, with one message, and the
+    property keeps its last allowed value (an exception raised in a setter would only be printed
+    by the server manager, and the value half applied or silently ignored).
     """
 
     label = "CNN"
-    last_error: str | None = None
+    _failure: str | None = None  # the message of the last request, if it failed
 
-    def _fail(self, message: str) -> int:
+    @property
+    def last_error(self) -> str | None:
+        """The message of the failed last request, else of the latest refused property value that
+        is still set (a later allowed value of that property clears it); None when all is well."""
+        refusals = self.__dict__.get("_refusals") or {}
+        return self._failure or next(reversed(refusals.values()), None)
+
+    def _report(self, message: str) -> None:
         from paraview import print_error
 
-        self.last_error = message
         print_error(f"{self.label}: {message}")
+
+    def _fail(self, message: str) -> int:
+        self._failure = message
+        self._report(message)
         for port in range(self.GetNumberOfOutputPorts()):
             output = self.GetOutputDataObject(port)
             if output is not None:
                 output.Initialize()
         return 1
 
+    def _checked(self, domain: Domain, value: Any, current: Any) -> Any:
+        """``value`` as the setter stores it when ``domain`` allows it; else None, after one message
+        naming the property, the value, what is allowed and the value ``current`` that stays."""
+        refusals = self.__dict__.setdefault("_refusals", {})
+        accepted = domain.accept(value)
+        refusals.pop(domain.name, None)
+        if accepted is None:
+            shown = tuple(value) if isinstance(value, (list, tuple)) else value
+            refusals[domain.name] = (f"{domain.name} = {shown!r} refused: it must be {domain.allowed()}; "
+                                     f"{domain.name} stays {current!r}")
+            self._report(refusals[domain.name])
+        return accepted
+
     def _guarded(self, work) -> int:
         from cnn_engine import CnnEngineError
 
-        self.last_error = None
+        self._failure = None
         try:
             return work()
         except CnnEngineError as exc:
@@ -83,6 +133,33 @@ def _inherit_properties(cls):
             if name not in vars(cls) and hasattr(value, "_pv_original_func"):
                 setattr(cls, name, value)
     return cls
+
+
+def _strings(values: Iterable[str]) -> vtkStringArray:
+    array = vtkStringArray()
+    for value in values:
+        array.InsertNextValue(value)
+    return array
+
+
+def _last_error_property(method: str, panel_visibility: str):
+    """The information property ``LastError``, to be bound in a proxy's class body as ``method``
+    (the name sets its place in the panel): ``last_error`` as clients read it, also from a server
+    (``proxy.UpdatePropertyInformation(); proxy.GetPropertyValue("LastError")``); "" when all is well.
+
+    Always one element: after an empty array the property was seen holding its XML default, the text "None".
+    """
+
+    @smproperty.stringvector(name="LastError", label="Last Error", command=method, information_only="1",
+                             number_of_elements=1, default_values="", panel_visibility=panel_visibility)
+    @smdomain.xml("<StringArrayHelper/>" + documentation(
+        "Why the last update failed or a property value was refused (also in Output Messages); "
+        "empty when all is well."))
+    @smhint.xml('<Widget type="one_liner_wrapped"/>')
+    def get_last_error(self):
+        return _strings([self.last_error or ""])
+
+    return get_last_error
 
 
 class _ActivationVolumeBase(_Reporting, VTKPythonAlgorithmBase):
@@ -103,6 +180,7 @@ class _ActivationVolumeBase(_Reporting, VTKPythonAlgorithmBase):
             "image": "", "model": "resnet50", "weights": "default", "layers": "blocks", "top_k": 4,
             "rank_by": "mean", "input_size": 224, "fit": "short-side", "interpolation": "nearest",
             "level_spacing": 0.0, "device": "auto", "evidence": "None", "target": "",
+            "trust_torchscript": False,
         }
         self._announced = -1  # the model build whose stand-in was last announced
 
@@ -115,6 +193,12 @@ class _ActivationVolumeBase(_Reporting, VTKPythonAlgorithmBase):
         if self._settings[key] != value:
             self._settings[key] = value
             self.Modified()
+
+    def _set_checked(self, key: str, value: Any, domain: Domain) -> None:
+        """Set ``key`` to ``value`` if ``domain`` allows it; else report it and keep the setting."""
+        accepted = self._checked(domain, value, self._settings[key])
+        if accepted is not None:
+            self._set(key, accepted)
 
     def _announce(self, volume) -> None:
         """Say once per model that a stand-in runs (the offline model for resnet50's missing weights).
@@ -130,6 +214,15 @@ class _ActivationVolumeBase(_Reporting, VTKPythonAlgorithmBase):
             # paraview.print_info fails in 5.11's GUI (its handler asks vtkLogger for a missing
             # VERBOSITY_DEBUG): plain text goes straight to the output window.
             vtkOutputWindow.GetInstance().DisplayText(f"{self.label}: {substitution}\n")
+
+    # Shown in the panel: it explains an empty output.
+    a00_GetLastError = _last_error_property("a00_GetLastError", panel_visibility="default")
+
+    @smproperty.intvector(name="ForwardPasses", information_only="1", panel_visibility="never",
+                          number_of_elements=1, default_values=0)
+    @smdomain.xml(documentation("How often the network ran (forward_passes, for scripts and clients)."))
+    def a00_GetForwardPasses(self):
+        return self.forward_passes
 
     @smproperty.stringvector(name="ModelInUse", label="Model In Use", information_only="1", panel_visibility="default")
     @smdomain.xml("<StringArrayHelper/>")
@@ -184,65 +277,80 @@ class _ActivationVolumeBase(_Reporting, VTKPythonAlgorithmBase):
         self._set("weights", weights or "default")
 
     @smproperty.intvector(name="LayerSet", label="Layer Set", default_values=0)
-    @smdomain.xml(enumeration(LAYER_SETS, "Which layer outputs become levels: blocks (the building blocks; "
-                              "19 for ResNet-50), convs (every convolution), all (every spatial operation)."))
+    @smdomain.xml(Domains.LayerSet.xml() + documentation(
+        "Which layer outputs become levels: blocks (the building blocks; "
+        "19 for ResNet-50), convs (every convolution), all (every spatial operation)."))
     def a05_SetLayerSet(self, index):
-        self._set("layers", LAYER_SETS[index])
+        self._set_checked("layers", index, Domains.LayerSet)
 
     @smproperty.intvector(name="TopK", label="Top K", default_values=4)
-    @smdomain.intrange(min=1, max=16)
-    @smdomain.xml(documentation("How many of each layer's most active channels to keep: arrays rank0 ... rank{K-1}."))
+    @smdomain.xml(Domains.TopK.xml() + documentation(
+        "How many of each layer's most active channels to keep: arrays rank0 ... rank{K-1}."))
     def a06_SetTopK(self, k):
-        self._set("top_k", int(k))
+        self._set_checked("top_k", k, Domains.TopK)
 
     @smproperty.intvector(name="RankBy", label="Rank By", default_values=0)
-    @smdomain.xml(enumeration(RANK_BY, "How channels are ranked: mean activation, max activation, or L2 norm of the map."))
+    @smdomain.xml(Domains.RankBy.xml() + documentation(
+        "How channels are ranked: mean activation, max activation, or L2 norm of the map."))
     def a07_SetRankBy(self, index):
-        self._set("rank_by", RANK_BY[index])
+        self._set_checked("rank_by", index, Domains.RankBy)
 
     @smproperty.intvector(name="InputSize", label="Input Size", default_values=224)
-    @smdomain.intrange(min=16, max=1024)
-    @smdomain.xml(documentation("Network input size in pixels (the short side, or the crop side for center-crop)."))
+    @smdomain.xml(Domains.InputSize.xml() + documentation(
+        "Network input size in pixels (the short side, or the crop side for center-crop)."))
     def a08_SetInputSize(self, size):
-        self._set("input_size", int(size))
+        self._set_checked("input_size", size, Domains.InputSize)
 
     @smproperty.intvector(name="Fit", default_values=0)
-    @smdomain.xml(enumeration(FITS, "How the image meets the input size: short-side (whole image, no crop), "
-                              "center-crop (the classic ImageNet crop), native (the image's own size, capped)."))
+    @smdomain.xml(Domains.Fit.xml() + documentation(
+        "How the image meets the input size: short-side (whole image, no crop), "
+        "center-crop (the classic ImageNet crop), native (the image's own size, capped)."))
     def a09_SetFit(self, index):
-        self._set("fit", FITS[index])
+        self._set_checked("fit", index, Domains.Fit)
 
     @smproperty.intvector(name="Interpolation", default_values=0)
-    @smdomain.xml(enumeration(INTERPOLATIONS, "Resampling of coarse layers onto the input grid: nearest "
-                              "(an exact block repeat of each feature cell) or bilinear."))
+    @smdomain.xml(Domains.Interpolation.xml() + documentation(
+        "Resampling of coarse layers onto the input grid: nearest "
+        "(an exact block repeat of each feature cell) or bilinear."))
     def a10_SetInterpolation(self, index):
-        self._set("interpolation", INTERPOLATIONS[index])
+        self._set_checked("interpolation", index, Domains.Interpolation)
 
     @smproperty.doublevector(name="LevelSpacing", label="Level Spacing", default_values=0.0)
-    @smdomain.doublerange(min=0.0, max=100.0)
-    @smdomain.xml(documentation("Z distance between levels in input pixels; 0 makes the volume about as deep as the "
-                                "image's short side. Changing it does not re-run the network."))
+    @smdomain.xml(Domains.LevelSpacing.xml() + documentation(
+        "Z distance between levels in input pixels; 0 makes the volume about as deep as the "
+        "image's short side. Changing it does not re-run the network."))
     def a11_SetLevelSpacing(self, spacing):
-        self._set("level_spacing", float(spacing))
+        self._set_checked("level_spacing", spacing, Domains.LevelSpacing)
 
     @smproperty.intvector(name="Device", default_values=0)
-    @smdomain.xml(enumeration(DEVICES, "Where the network runs: auto (CUDA when present), cpu, cuda."))
+    @smdomain.xml(Domains.Device.xml() + documentation(
+        "Where the network runs: auto (CUDA when present), cpu, cuda."))
     def a12_SetDevice(self, index):
-        self._set("device", DEVICES[index])
+        self._set_checked("device", index, Domains.Device)
 
     @smproperty.intvector(name="Evidence", default_values=0)
-    @smdomain.xml(enumeration(EVIDENCE, "Class evidence map for the Target Class, added as the volume's top level "
-                              "and as output port 2 (2-D, on the same X/Y): CAM (models ending in global pooling and "
-                              "one linear layer), GradCAM (any model), Occlusion (drop of the class probability when a "
-                              "32-pixel patch is hidden; hundreds of forward passes)."))
+    @smdomain.xml(Domains.Evidence.xml() + documentation(
+        "Class evidence map for the Target Class, added as the volume's top level "
+        "and as output port 2 (2-D, on the same X/Y): CAM (models ending in global pooling and "
+        "one linear layer), GradCAM (any model), Occlusion (drop of the class probability when a "
+        "32-pixel patch is hidden; hundreds of forward passes)."))
     def a13_SetEvidence(self, index):
-        self._set("evidence", EVIDENCE[index])
+        self._set_checked("evidence", index, Domains.Evidence)
 
     @smproperty.stringvector(name="TargetClass", label="Target Class", number_of_elements=1, default_values="")
     @smdomain.xml(documentation("The class to explain: a label (tabby) or class index (281), as listed in the "
                                 "predictions table (output port 1); empty for the top-1 class."))
     def a14_SetTargetClass(self, target):
         self._set("target", (target or "").strip())
+
+    @smproperty.intvector(name="TrustTorchScript", label="Trust TorchScript", default_values=0,
+                          panel_visibility="advanced")
+    @smdomain.xml('<BooleanDomain name="bool"/>' + documentation(
+        "Allow a TorchScript archive as Weights. Loading one runs code stored in it, so it is refused unless this "
+        "is on: turn it on only for files from a source you trust, or re-save the weights as a plain state dict "
+        "(torch.save(model.state_dict(), path)), which loads without running code."))
+    def a15_SetTrustTorchScript(self, trust):
+        self._set("trust_torchscript", bool(trust))
 
     def _request(self):
         from cnn_engine.session import VolumeRequest
@@ -258,6 +366,7 @@ class _ActivationVolumeBase(_Reporting, VTKPythonAlgorithmBase):
             layers=s["layers"], top_k=s["top_k"], rank_by=s["rank_by"], input_size=s["input_size"],
             fit=s["fit"], interpolation=s["interpolation"], level_spacing=s["level_spacing"] or None,
             evidence=None if s["evidence"] == "None" else s["evidence"].lower(), target=s["target"] or None,
+            trust_torchscript=s["trust_torchscript"],
             allow_offline=True,  # resnet50 with default weights runs efficientnet_lite0 when offline
         )
 
@@ -265,25 +374,32 @@ class _ActivationVolumeBase(_Reporting, VTKPythonAlgorithmBase):
         # Downstream filters (Slice) need the grid before any data exists: the session knows it
         # from the image size and the layer set, without weights and without running the network.
         # Errors stay quiet here: paraview.simple sets File Name before the other properties, so
-        # this also runs on half-set sources; RequestData reports what is really wrong.
-        if not self._settings["image"] or self.session is None:
+        # this also runs on half-set sources; RequestData reports what is really wrong, once.
+        # Without a grid the image ports say "empty" (an old extent would lie about the data
+        # RequestData fails to make); the table on port 1 has no extent.
+        grid = self._grid()
+        for port in (0, 2):
+            outInfo.GetInformationObject(port).Set(Pipeline.WHOLE_EXTENT(), 0, -1, 0, -1, 0, -1)
+        if grid is None:
             return 1
-        from cnn_engine import CnnEngineError
-
-        try:
-            levels, height, width, spacing = self.session.grid(self._request())
-        except CnnEngineError:
-            return 1
+        levels, height, width, spacing = grid
         info = outInfo.GetInformationObject(0)
         info.Set(Pipeline.WHOLE_EXTENT(), 0, width - 1, 0, height - 1, 0, levels - 1)
         info.Set(vtkDataObject.SPACING(), 1.0, 1.0, spacing)
         info.Set(vtkDataObject.ORIGIN(), 0.0, 0.0, 0.0)
-        flat = outInfo.GetInformationObject(2)
-        if self._settings["evidence"] == "None":
-            flat.Set(Pipeline.WHOLE_EXTENT(), 0, -1, 0, -1, 0, -1)
-        else:
-            flat.Set(Pipeline.WHOLE_EXTENT(), 0, width - 1, 0, height - 1, 0, 0)
+        if self._settings["evidence"] != "None":
+            outInfo.GetInformationObject(2).Set(Pipeline.WHOLE_EXTENT(), 0, width - 1, 0, height - 1, 0, 0)
         return 1
+
+    def _grid(self) -> tuple[int, int, int, float] | None:
+        """(levels, height, width, level spacing) of the volume the settings ask for, or None
+        when they cannot make one (RequestData says why)."""
+        if not self._settings["image"] or self.session is None:
+            return None
+        try:
+            return self.session.grid(self._request())
+        except Exception:  # whatever it is, RequestData meets it again and reports it, once
+            return None
 
     def RequestData(self, request, inInfo, outInfo):
         if self._setup_error:
@@ -347,6 +463,7 @@ class CNNActivationNetCDFReader(_Reporting, VTKPythonAlgorithmBase):
     """
 
     label = "CNN Activation Volume NetCDF Reader"
+    a00_GetLastError = _last_error_property("a00_GetLastError", panel_visibility="default")
 
     def __init__(self) -> None:
         VTKPythonAlgorithmBase.__init__(self, nInputPorts=0, nOutputPorts=1, outputType="vtkImageData")
@@ -379,15 +496,14 @@ class CNNActivationNetCDFReader(_Reporting, VTKPythonAlgorithmBase):
         return self._volume
 
     def RequestInformation(self, request, inInfo, outInfo):
-        from cnn_engine import CnnEngineError
-
+        info = outInfo.GetInformationObject(0)
+        info.Set(Pipeline.WHOLE_EXTENT(), 0, -1, 0, -1, 0, -1)  # until the file is read: no old extent
         try:
             volume = self._read()
-        except CnnEngineError:
-            return 1  # RequestData reports it
+        except Exception:  # whatever it is, RequestData meets it again and reports it, once
+            return 1
         levels, height, width = volume.shape
         levels += volume.evidence is not None  # the evidence map is the top level (see vtk_export)
-        info = outInfo.GetInformationObject(0)
         info.Set(Pipeline.WHOLE_EXTENT(), 0, width - 1, 0, height - 1, 0, levels - 1)
         info.Set(vtkDataObject.SPACING(), 1.0, 1.0, volume.level_spacing)
         return 1
@@ -411,6 +527,7 @@ class CNNLayerNormalize(_Reporting, VTKPythonAlgorithmBase):
     """
 
     label = "CNN Layer Normalize"
+    b00_GetLastError = _last_error_property("b00_GetLastError", panel_visibility="default")
 
     def __init__(self) -> None:
         VTKPythonAlgorithmBase.__init__(self, nInputPorts=1, nOutputPorts=1,
@@ -426,31 +543,39 @@ class CNNLayerNormalize(_Reporting, VTKPythonAlgorithmBase):
             setattr(self, attribute, value)
             self.Modified()
 
+    def _set_checked(self, attribute: str, value: Any, domain: Domain) -> None:
+        """Set ``attribute`` to ``value`` if ``domain`` allows it; else report it and keep the attribute."""
+        accepted = self._checked(domain, value, getattr(self, attribute))
+        if accepted is not None:
+            self._set(attribute, accepted)
+
     @smproperty.intvector(name="Normalization", default_values=0)
-    @smdomain.xml(enumeration(NORMALIZATIONS, "PerLevelMinMax: each level to [0, 1]; PerLevelPercentile: each level "
-                              "clipped to the Percentile Range, then [0, 1]; PerLevelZScore: zero mean, unit deviation "
-                              "per level; Global: the whole volume to [0, 1]; None: raw values."))
+    @smdomain.xml(Domains.Normalization.xml() + documentation(
+        "PerLevelMinMax: each level to [0, 1]; PerLevelPercentile: each level "
+        "clipped to the Percentile Range, then [0, 1]; PerLevelZScore: zero mean, unit deviation "
+        "per level; Global: the whole volume to [0, 1]; None: raw values."))
     def b01_SetNormalization(self, index):
-        self._set("_normalization", NORMALIZATIONS[index])
+        self._set_checked("_normalization", index, Domains.Normalization)
 
     @smproperty.doublevector(name="PercentileRange", label="Percentile Range", number_of_elements=2,
                              default_values=[1.0, 99.0])
-    @smdomain.doublerange(min=0.0, max=100.0)
-    @smdomain.xml(documentation("Low and high percentiles for PerLevelPercentile."))
+    @smdomain.xml(Domains.PercentileRange.xml() + documentation(
+        "Low and high percentiles for PerLevelPercentile (0 <= low < high <= 100)."))
     def b02_SetPercentileRange(self, low, high):
-        self._set("_percentiles", (float(low), float(high)))
+        self._set_checked("_percentiles", (low, high), Domains.PercentileRange)
 
     @smproperty.intvector(name="Channels", default_values=0)
-    @smdomain.xml(enumeration(CHANNELS, "Top1: each layer's most active channel; Rank: the channel of the chosen "
-                              "rank; MeanTopK / MaxTopK: mean or maximum over the kept channels."))
+    @smdomain.xml(Domains.Channels.xml() + documentation(
+        "Top1: each layer's most active channel; Rank: the channel of the chosen "
+        "rank; MeanTopK / MaxTopK: mean or maximum over the kept channels."))
     def b03_SetChannels(self, index):
-        self._set("_channels", CHANNELS[index])
+        self._set_checked("_channels", index, Domains.Channels)
 
     @smproperty.intvector(name="Rank", default_values=0)
-    @smdomain.intrange(min=0, max=15)
-    @smdomain.xml(documentation("The rank shown when Channels is Rank (0 is the most active channel)."))
+    @smdomain.xml(Domains.Rank.xml() + documentation(
+        "The rank shown when Channels is Rank (0 is the most active channel)."))
     def b04_SetRank(self, rank):
-        self._set("_rank", int(rank))
+        self._set_checked("_rank", rank, Domains.Rank)
 
     @smproperty.intvector(name="FirstLevel", label="First Level", default_values=0)
     @smdomain.xml(documentation("First level kept (0 is the input image)."))
@@ -590,6 +715,7 @@ class CNNCaption(_Reporting, VTKPythonAlgorithmBase):
     predictions (``cnn_engine.captions``). Shown like ParaView's Text source."""
 
     label = "CNN Caption"
+    c00_GetLastError = _last_error_property("c00_GetLastError", panel_visibility="default")
 
     def __init__(self) -> None:
         VTKPythonAlgorithmBase.__init__(self, nInputPorts=1, nOutputPorts=1, inputType="vtkImageData",
@@ -598,11 +724,13 @@ class CNNCaption(_Reporting, VTKPythonAlgorithmBase):
         self._level = 0
 
     @smproperty.intvector(name="Content", default_values=0)
-    @smdomain.xml(enumeration(CAPTIONS, "Level: the name, shown channel and grid of the level chosen by Level; "
-                              "Predictions: the model, its weights and the top-5 predictions."))
+    @smdomain.xml(Domains.Content.xml() + documentation(
+        "Level: the name, shown channel and grid of the level chosen by Level; "
+        "Predictions: the model, its weights and the top-5 predictions."))
     def c01_SetContent(self, index):
-        if CAPTIONS[index] != self._content:
-            self._content = CAPTIONS[index]
+        content = self._checked(Domains.Content, index, self._content)
+        if content is not None and content != self._content:
+            self._content = content
             self.Modified()
 
     @smproperty.intvector(name="Level", default_values=0)
@@ -636,6 +764,8 @@ class CNNNetCDFWriter(_Reporting, VTKPythonAlgorithmBase):
     """Writes the CNN Activation Volume as the engine's netCDF (atomic; ParaView's NetCDF reader opens it)."""
 
     label = "CNN NetCDF Writer"
+    # Not in the panel: a visible property would make File > Save Data open a configuration dialog.
+    GetLastError = _last_error_property("GetLastError", panel_visibility="never")
 
     def __init__(self) -> None:
         VTKPythonAlgorithmBase.__init__(self, nInputPorts=1, nOutputPorts=0, inputType="vtkImageData")
@@ -671,6 +801,6 @@ class CNNNetCDFWriter(_Reporting, VTKPythonAlgorithmBase):
 
     def Write(self):
         # vtkSMWriterProxy calls Write() on the algorithm.
-        self.last_error = None  # a skipped RequestData must not leave an old message behind
+        self._failure = None  # a skipped RequestData must not leave an old message behind
         self.Modified()
         self.Update()

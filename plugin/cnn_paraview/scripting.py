@@ -4,9 +4,9 @@ ParaView 5.11 turns no pipeline failure into a Python exception: ``SaveData`` of
 failed (an unreadable image, missing weights) returns quietly and writes nothing, and an
 exception raised in a Python writer's ``Write`` is printed and swallowed. The one call every
 ``SaveData`` makes on the writer's Python proxy is ``UpdatePipeline``; after it, this checks the
-CNN NetCDF Writer's ``last_error`` and raises ``RuntimeError`` with its message. Other proxies
-are untouched. The writer object is reachable in a builtin session (pvpython, the GUI's Python
-shell); on a remote server its message still goes to Output Messages.
+CNN NetCDF Writer's ``LastError`` information property and raises ``RuntimeError`` with its
+message. Other proxies are untouched. The property is read the same way in a builtin session and
+from a client of a remote server (where the writer's Python object is not reachable).
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ def raise_on_failed_writes() -> None:
     def UpdatePipeline(self, time=None):
         update(self, time)
         if self.SMProxy is not None and self.SMProxy.GetXMLName() == WRITER:
-            algorithm = self.GetClientSideObject()
-            error = getattr(algorithm, "last_error", None) if algorithm is not None else None
+            self.UpdatePropertyInformation()
+            error = self.GetPropertyValue("LastError")
             if error:
                 raise RuntimeError(f"CNN NetCDF Writer: {error}")
 

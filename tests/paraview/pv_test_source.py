@@ -183,4 +183,54 @@ def test_image_files_open_with_the_reader():
     Delete(reader)
 
 
+def test_settings_that_cannot_change_the_result_never_rerun_the_network():
+    source = cat_source(TopK=2)
+    normalize = CNNLayerNormalize(Input=source)
+    normalize.UpdatePipeline()
+    algorithm = source.GetClientSideObject()
+    # Each of these updates the pipeline (the output is made again) without a forward pass.
+    for proxy, prop, value in [
+        (source, "TargetClass", "tabby"), (source, "TargetClass", "281"),  # Evidence is None
+        (source, "LevelSpacing", 5.0), (source, "TrustTorchScript", 1),  # weights random, not a file
+        (normalize, "Normalization", "PerLevelPercentile"), (normalize, "PercentileRange", [5.0, 95.0]),
+        (normalize, "Channels", "Rank"), (normalize, "Rank", 1), (normalize, "FirstLevel", 2),
+        (normalize, "LastLevel", 9),
+    ]:
+        runs = algorithm.forward_passes
+        made = proxy.GetClientSideObject().GetOutputDataObject(0).GetMTime()
+        setattr(proxy, prop, value)
+        normalize.UpdatePipeline()
+        assert proxy.GetClientSideObject().GetOutputDataObject(0).GetMTime() > made, f"{prop} did not update"
+        assert algorithm.forward_passes == runs, f"{prop} = {value!r} ran the network"
+    runs = algorithm.forward_passes
+    source.TopK = 3  # a setting that shapes the result: exactly one new run
+    normalize.UpdatePipeline()
+    assert algorithm.forward_passes == runs + 1
+    assert "rank2" in source.PointData.keys()
+    Delete(normalize)
+    Delete(source)
+
+
+def test_torchscript_weights_are_refused_until_trust_torchscript_is_on():
+    import tempfile
+    from pathlib import Path
+
+    import torch
+    import torchvision
+
+    path = Path(tempfile.mkdtemp(prefix="cnnvis-pv-")) / "scripted.pt"
+    torch.jit.script(torchvision.models.resnet18().eval()).save(str(path))
+    source = CNNActivationVolume(FileName=CAT, Model="resnet18", Weights=str(path), TopK=1)
+    source.UpdatePipeline()
+    algorithm = source.GetClientSideObject()
+    assert algorithm.last_error.startswith(f"refusing to load {path}: it is a TorchScript archive"), algorithm.last_error
+    assert "TrustTorchScript" in algorithm.last_error
+    assert source.GetDataInformation(0).GetNumberOfPoints() == 0
+    source.TrustTorchScript = 1
+    source.UpdatePipeline()
+    assert algorithm.last_error is None, algorithm.last_error
+    assert source.GetDataInformation(0).GetNumberOfPoints() == 337 * 224 * 11
+    Delete(source)
+
+
 pvcheck.run(globals())

@@ -29,21 +29,26 @@ def load_plugin(namespace: dict) -> None:
         namespace[name] = getattr(simple, name)
 
 
-def run(namespace: dict) -> None:
+def run(namespace: dict, cleanup=None) -> None:
+    """Run the tests; then ``cleanup()`` if given (the exit below skips ``finally`` blocks)."""
     tests = [(name, f) for name, f in namespace.items() if name.startswith("test_") and callable(f)]
     passed = failed = 0
-    for name, function in tests:
-        start = time.time()
-        try:
-            function()
-        except Exception:
-            failed += 1
-            print(f"FAIL {name} ({time.time() - start:.1f} s)")
-            traceback.print_exc()
-        else:
-            passed += 1
-            print(f"PASS {name} ({time.time() - start:.1f} s)")
-        sys.stdout.flush()
+    try:
+        for name, function in tests:
+            start = time.time()
+            try:
+                function()
+            except Exception:
+                failed += 1
+                print(f"FAIL {name} ({time.time() - start:.1f} s)")
+                traceback.print_exc()
+            else:
+                passed += 1
+                print(f"PASS {name} ({time.time() - start:.1f} s)")
+            sys.stdout.flush()
+    finally:
+        if cleanup is not None:
+            cleanup()
     print(f"{passed} passed, {failed} failed")
     sys.stdout.flush()
     sys.stderr.flush()
