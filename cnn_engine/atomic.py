@@ -1,7 +1,10 @@
 """Writing a file so that it is either complete or not there at all.
 
 Every output of the engine (netCDF volumes, explain pictures) is written to a hidden temporary
-file beside its target (``.NAME.XXXXXXXX.part``) and renamed into place only when complete. Any
+file beside its target and renamed into place only when complete. On Linux the temporary has no
+name until it is complete (``O_TMPFILE``), so even a process killed mid-write (SIGKILL, or
+ParaView's own signal handlers) leaves nothing; it is named ``.NAME.XXXXXXXX.part`` only for the
+moment of the rename, or for the whole write where unnamed files are not supported. Any
 failure removes the temporary: an ``OSError`` becomes an :class:`OutputError` naming the problem
 and what to do, and SIGTERM, SIGHUP and SIGINT arriving while the file is written are turned into
 an exception for the duration of the write, so the temporary goes too; the signal is then passed
@@ -13,6 +16,7 @@ on to whatever handled it before (by default: the process ends as the signal say
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
 import signal
@@ -88,23 +92,77 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None], what: st
     path = Path(path)
     with _signals_as_exceptions() as guard:
         temporary: str | None = None
+        unnamed: int | None = None
         try:
             _refuse_special_target(path, what)
             with guard.held():
-                handle, temporary = tempfile.mkstemp(prefix=_hidden_prefix(path), suffix=".part", dir=path.parent)
-                os.close(handle)
-            write(temporary)
-            os.chmod(temporary, 0o644)
+                unnamed = _unnamed_file(path.parent)
+                if unnamed is None:
+                    handle, temporary = tempfile.mkstemp(prefix=_hidden_prefix(path), suffix=".part", dir=path.parent)
+                    os.close(handle)
+            if unnamed is not None:
+                write(f"/proc/self/fd/{unnamed}")
+                os.fchmod(unnamed, 0o644)
+                with guard.held():
+                    # Named only now, for the rename: microseconds, with signals held.
+                    temporary = _name_unnamed(unnamed, path)
+            else:
+                write(temporary)
+                os.chmod(temporary, 0o644)
             with guard.held():
                 os.replace(temporary, path)
                 temporary = None
         except OSError as exc:
             raise OutputError(f"cannot write {what} {path}: {os_error_advice(exc)}") from None
         finally:
+            if unnamed is not None:
+                os.close(unnamed)
             if temporary is not None:
                 with guard.held():
                     _remove(temporary)
     return path
+
+
+def _unnamed_file(folder: Path) -> int | None:
+    """A file descriptor of a new file in ``folder`` that has no name yet (Linux ``O_TMPFILE``),
+    or None where that is not supported.
+
+    While it has no name, nothing of it can be left behind: the kernel frees it when the process
+    ends, however it ends (SIGKILL, or ParaView's own SIGTERM handler, which Python cannot chain).
+    """
+    flag = getattr(os, "O_TMPFILE", None)
+    if flag is None or _linkat is None:
+        return None
+    try:
+        return os.open(folder, flag | os.O_RDWR, 0o600)
+    except OSError:  # a file system without O_TMPFILE (EOPNOTSUPP, EISDIR on old kernels)
+        return None
+
+
+def _name_unnamed(descriptor: int, path: Path) -> str:
+    """Give the unnamed file a hidden temporary name beside ``path``; returns that name."""
+    for _ in range(100):
+        name = str(path.parent / f"{_hidden_prefix(path)}{os.urandom(4).hex()}.part")
+        # linkat(..., AT_SYMLINK_FOLLOW) through /proc: Python's os.link does not follow here.
+        if _linkat(_AT_FDCWD, f"/proc/self/fd/{descriptor}".encode(), _AT_FDCWD,
+                   os.fsencode(name), _AT_SYMLINK_FOLLOW) == 0:
+            return name
+        error = ctypes.get_errno()
+        if error != errno.EEXIST:
+            raise OSError(error, os.strerror(error), name)
+    raise OSError(errno.EEXIST, "no free temporary name", str(path.parent))
+
+
+def _libc_linkat():
+    try:
+        return ctypes.CDLL(None, use_errno=True).linkat
+    except (OSError, AttributeError):
+        return None
+
+
+_AT_FDCWD = -100
+_AT_SYMLINK_FOLLOW = 0x400
+_linkat = _libc_linkat() if os.path.isdir("/proc/self/fd") else None
 
 
 def describe_file_type(mode: int) -> str:

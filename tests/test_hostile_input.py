@@ -10,7 +10,6 @@ permission bits do not stop root.
 from __future__ import annotations
 
 import contextlib
-import glob
 import io
 import os
 import shutil
@@ -474,11 +473,28 @@ def test_api_folder_vanishing_during_the_write_is_an_output_error(tmp_path):
 
 # --- Signals during a write ----------------------------------------------------------------------
 
+def _writing_into(pid: int, folder: Path) -> bool:
+    """True while process ``pid`` has a file of ``folder`` open: the temporary being written (on
+    Linux it has no name yet, and shows in /proc as ``folder/#inode (deleted)``)."""
+    try:
+        descriptors = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for descriptor in descriptors:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{descriptor}").startswith(f"{folder}/"):
+                return True
+        except OSError:
+            continue
+    return False
+
+
 @pytest.mark.parametrize("signum, status", [
     (signal.SIGTERM, -signal.SIGTERM),  # the process ends by the signal, as without cnnvis's cleanup
     (signal.SIGHUP, -signal.SIGHUP),
     (signal.SIGINT, 130),               # KeyboardInterrupt: "cnnvis: interrupted", 128 + 2
-], ids=["SIGTERM", "SIGHUP", "SIGINT"])
+    (signal.SIGKILL, -signal.SIGKILL),  # no cleanup can run: the temporary has no name to leave
+], ids=["SIGTERM", "SIGHUP", "SIGINT", "SIGKILL"])
 def test_cli_signal_during_a_write_leaves_no_temporary_and_no_file(signum, status, cat_path, tmp_path):
     target = tmp_path / "v.nc"
     process = subprocess.Popen([CNNVIS, "export", str(cat_path), "-o", str(target), *RESNET18,
@@ -486,10 +502,10 @@ def test_cli_signal_during_a_write_leaves_no_temporary_and_no_file(signum, statu
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline_at = time.monotonic() + 300
-        while not glob.glob(str(tmp_path / ".v.nc.*.part")) and time.monotonic() < deadline_at:
+        while not _writing_into(process.pid, tmp_path) and time.monotonic() < deadline_at:
             assert process.poll() is None, process.stderr.read()
             time.sleep(0.001)
-        process.send_signal(signum)  # the temporary file exists: the write is under way
+        process.send_signal(signum)  # the temporary file is open: the write is under way
         _, stderr = process.communicate(timeout=120)
     finally:
         process.kill()
@@ -539,3 +555,35 @@ def test_api_write_from_a_worker_thread_works_without_touching_signals(small_vol
     assert outcome == [tmp_path / "x.nc"]
     assert cnn_engine.read_netcdf(tmp_path / "x.nc").shape == small_volume.shape
     assert leftovers(tmp_path) == []
+
+
+def test_plugin_writer_killed_by_sigterm_in_pvpython_leaves_no_temporary_and_no_file(cat_path, tmp_path):
+    # pvpython installs ParaView's own SIGTERM handler, which Python cannot chain: only a temporary
+    # that has no name while it is written keeps this clean.
+    plugin = Path(__file__).resolve().parent.parent / "plugin" / "cnn_activations.py"
+    out = tmp_path / "out"
+    out.mkdir()
+    script = tmp_path / "save.py"
+    script.write_text(
+        "from paraview.simple import *\n"
+        f"LoadPlugin({str(plugin)!r}, ns=globals())\n"
+        f"src = CNNActivationVolume(FileName={str(cat_path)!r}, Model='resnet18', Weights='random', LayerSet='all', TopK=8)\n"
+        "src.UpdatePipeline()\n"
+        "print('computed', flush=True)\n"
+        f"SaveData({str(out / 'v.nc')!r}, proxy=src)\n"
+    )
+    env = dict(os.environ)
+    env.pop("PV_PLUGIN_PATH", None)
+    process = subprocess.Popen(["pvpython", str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, env=env)
+    try:
+        deadline_at = time.monotonic() + 300
+        while not _writing_into(process.pid, out) and time.monotonic() < deadline_at:
+            assert process.poll() is None, process.stdout.read()
+            time.sleep(0.001)
+        assert _writing_into(process.pid, out), "the write never started"
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert os.listdir(out) == []
