@@ -15,12 +15,12 @@ from . import __version__
 from .atomic import describe_file_type, os_error_advice
 from .errors import CnnEngineError, ImageError, OutputError
 from .evidence import METHODS, OCCLUDERS, EvidenceSettings
-from .images import IMAGE_EXTENSIONS, image_size
+from .images import IMAGE_EXTENSIONS
 from .layers import LAYER_SETS, REFERENCE_SIZE, probe_shapes
 from .models import DEFAULT_MODEL, DEVICES, OFFLINE_MODEL, available_models, load_default_model, load_model
 from .netcdf import check_writable
 from .normalize import NORMALIZATIONS
-from .preprocess import FITS, Preprocessing, fitted_size
+from .preprocess import FITS, Preprocessing, input_grid
 from .ranking import RANK_BY
 from .resample import INTERPOLATIONS
 
@@ -358,7 +358,7 @@ def _layers(args: argparse.Namespace) -> int:
     preprocessing = Preprocessing(fit=args.fit, size=args.input_size)
     if args.image:
         # The grid export gives this image (as cnn_engine.session does, from the header only).
-        width, height = fitted_size(*image_size(args.image), preprocessing)
+        width, height = input_grid(args.image, preprocessing)
         grid = f"{width}x{height} px (width x height), the input grid of {args.image} ({args.fit}, input size {args.input_size})"
     else:
         width = height = args.input_size

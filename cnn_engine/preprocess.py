@@ -18,6 +18,7 @@ panorama or a camera original cannot exhaust memory.
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import asdict, dataclass
 
@@ -70,6 +71,14 @@ def fitted_size(width: int, height: int, preprocessing: Preprocessing) -> tuple[
         side = min(preprocessing.size, *resized)
         return side, side
     return _resized_size(width, height, preprocessing, warn=False)
+
+
+def input_grid(path: str | os.PathLike, preprocessing: Preprocessing) -> tuple[int, int]:
+    """(width, height) in pixels of the network input the image file at ``path`` gets, from its
+    header alone (nothing is decoded; see :func:`cnn_engine.images.image_size`)."""
+    from .images import image_size
+
+    return fitted_size(*image_size(path), preprocessing)
 
 
 def _resized_size(width: int, height: int, preprocessing: Preprocessing, warn: bool) -> tuple[int, int]:

@@ -20,9 +20,8 @@ from typing import Any
 import torch
 
 from .compute import Progress, compute_volume, default_level_spacing
-from .images import image_size
 from .models import DEFAULT_MODEL, CnnModel, default_model_name, load_default_model, load_model
-from .preprocess import Preprocessing, fitted_size
+from .preprocess import Preprocessing, input_grid
 from .volume import ActivationVolume
 from .weights import RANDOM, looks_like_path
 
@@ -129,8 +128,7 @@ class Session:
         else:
             levels = self._level_count(request)
             # The header is enough: RequestData decodes the image once, in compute_volume.
-            size = image_size(request.image)
-            width, height = fitted_size(*size, Preprocessing(fit=request.fit, size=request.input_size))
+            width, height = input_grid(request.image, Preprocessing(fit=request.fit, size=request.input_size))
         spacing = request.level_spacing or default_level_spacing(height, width, levels)
         if request.evidence:
             levels += 1  # the evidence map is the volume's top level in VTK (see vtk_export)

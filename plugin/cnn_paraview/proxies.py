@@ -126,6 +126,21 @@ class _Reporting:
             return self._fail(f"unexpected {type(exc).__name__}: {exc}")
 
 
+class _AttributeSettings(_Reporting):
+    """Setters of proxies that keep each property in an attribute of its own (the filters)."""
+
+    def _set(self, attribute: str, value) -> None:
+        if getattr(self, attribute) != value:
+            setattr(self, attribute, value)
+            self.Modified()
+
+    def _set_checked(self, attribute: str, value: Any, domain: Domain) -> None:
+        """Set ``attribute`` to ``value`` if ``domain`` allows it; else report it and keep the attribute."""
+        accepted = self._checked(domain, value, getattr(self, attribute))
+        if accepted is not None:
+            self._set(attribute, accepted)
+
+
 def _inherit_properties(cls):
     """The decorators read only the class's own methods: copy the decorated ones of its bases."""
     for base in cls.__mro__[1:]:
@@ -229,12 +244,11 @@ class _ActivationVolumeBase(_Reporting, VTKPythonAlgorithmBase):
     @smhint.xml('<Widget type="one_liner_wrapped"/>')
     def a00_GetModelInUse(self):
         """The model and weights that really made the volume (they differ from Model when offline)."""
-        text = vtkStringArray()
         model = self.session.current_model if self.session is not None else None
-        if model is not None:
-            text.InsertNextValue(f"{model.name}, weights {model.weights}"
-                                 + (f" ({model.substitution})" if model.substitution else ""))
-        return text
+        if model is None:
+            return _strings([])
+        return _strings([f"{model.name}, weights {model.weights}"
+                         + (f" ({model.substitution})" if model.substitution else "")])
 
     def FillOutputPortInformation(self, port, info):
         info.Set(vtkDataObject.DATA_TYPE_NAME(), "vtkTable" if port == 1 else "vtkImageData")
@@ -254,10 +268,7 @@ class _ActivationVolumeBase(_Reporting, VTKPythonAlgorithmBase):
     def a02_GetModelNames(self):
         from cnn_engine import available_models
 
-        names = vtkStringArray()
-        for name in available_models():
-            names.InsertNextValue(name)
-        return names
+        return _strings(available_models())
 
     @smproperty.stringvector(name="Model", number_of_elements=1, default_values="resnet50")
     @smdomain.xml(
@@ -520,7 +531,7 @@ class CNNActivationNetCDFReader(_Reporting, VTKPythonAlgorithmBase):
 @smhint.xml('<ShowInMenu category="CNN"/>')
 @smproperty.input(name="Input", port_index=0)
 @smdomain.datatype(dataTypes=["vtkImageData"], composite_data_supported=False)
-class CNNLayerNormalize(_Reporting, VTKPythonAlgorithmBase):
+class CNNLayerNormalize(_AttributeSettings, VTKPythonAlgorithmBase):
     """One ``activation`` array from the volume's ranked channels, normalised per level.
 
     Input: the CNN Activation Volume, or an exported .nc opened with ParaView's NetCDF reader.
@@ -537,17 +548,6 @@ class CNNLayerNormalize(_Reporting, VTKPythonAlgorithmBase):
         self._channels = "Top1"
         self._rank = 0
         self._first, self._last = 0, -1
-
-    def _set(self, attribute: str, value) -> None:
-        if getattr(self, attribute) != value:
-            setattr(self, attribute, value)
-            self.Modified()
-
-    def _set_checked(self, attribute: str, value: Any, domain: Domain) -> None:
-        """Set ``attribute`` to ``value`` if ``domain`` allows it; else report it and keep the attribute."""
-        accepted = self._checked(domain, value, getattr(self, attribute))
-        if accepted is not None:
-            self._set(attribute, accepted)
 
     @smproperty.intvector(name="Normalization", default_values=0)
     @smdomain.xml(Domains.Normalization.xml() + documentation(
@@ -710,7 +710,7 @@ def _upstream_netcdf(algorithm) -> str | None:
 @smhint.xml('<ShowInMenu category="CNN"/><OutputPort name="Output" index="0" type="text"/>')
 @smproperty.input(name="Input", port_index=0)
 @smdomain.datatype(dataTypes=["vtkImageData"], composite_data_supported=False)
-class CNNCaption(_Reporting, VTKPythonAlgorithmBase):
+class CNNCaption(_AttributeSettings, VTKPythonAlgorithmBase):
     """A text that follows the volume: a level's name, channel and grid, or the model and its
     predictions (``cnn_engine.captions``). Shown like ParaView's Text source."""
 
@@ -728,17 +728,12 @@ class CNNCaption(_Reporting, VTKPythonAlgorithmBase):
         "Level: the name, shown channel and grid of the level chosen by Level; "
         "Predictions: the model, its weights and the top-5 predictions."))
     def c01_SetContent(self, index):
-        content = self._checked(Domains.Content, index, self._content)
-        if content is not None and content != self._content:
-            self._content = content
-            self.Modified()
+        self._set_checked("_content", index, Domains.Content)
 
     @smproperty.intvector(name="Level", default_values=0)
     @smdomain.xml(documentation("The level index (0 is the input picture; -1 the last level)."))
     def c02_SetLevel(self, level):
-        if int(level) != self._level:
-            self._level = int(level)
-            self.Modified()
+        self._set("_level", int(level))
 
     def RequestData(self, request, inInfo, outInfo):
         def work() -> int:
@@ -747,9 +742,8 @@ class CNNCaption(_Reporting, VTKPythonAlgorithmBase):
 
             metadata = metadata_from_vtk(vtkImageData.GetData(inInfo[0], 0)) or {}
             text = level_caption(metadata, self._level) if self._content == "Level" else predictions_caption(metadata)
-            column = vtkStringArray()
+            column = _strings([text])
             column.SetName("Text")
-            column.InsertNextValue(text)
             vtkTable.GetData(outInfo, 0).AddColumn(column)
             return 1
 
