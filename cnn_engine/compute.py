@@ -19,11 +19,14 @@ from .images import ImageSource, load_image
 from .layers import LayerSelection, LevelSpec
 from .models import CnnModel, as_cnn_model, set_module_options, settle_labels
 from .preprocess import Preprocessing, network_input
-from .ranking import RANK_BY, top_channels
-from .resample import INTERPOLATIONS, resample_into
+from .evidence.gradcam import grad_cam
+from .gradients import gradient_pass
+from .ranking import CLASS_RANKINGS, RANK_BY, top_channels
+from .receptive import Geometry, footprint_geometry
+from .resample import INTERPOLATIONS, resample_into, resampled
 from .volume import ActivationVolume, LevelInfo, Prediction, Provenance
 
-#: Called as ``progress(done, total)`` while levels are captured.
+#: Called as ``progress(done, total)`` while levels are captured (and, first, channels ablated).
 Progress = Callable[[int, int], None]
 
 # Plain modules passed to compute_volume keep their traced graphs between calls.
@@ -52,17 +55,21 @@ def compute_volume(
 
     ``image``: a path, a PIL image or an (H, W, 3) uint8 array. ``layers``: ``blocks``,
     ``convs``, ``all`` or layer names (see :mod:`cnn_engine.layers`). In each level the
-    ``top_k`` channels ranked by ``rank_by`` (``mean``, ``max``, ``l2``) are kept and
-    resampled (``nearest`` or ``bilinear``) to the network input grid, fitted by ``fit`` at
-    ``input_size`` pixels (see :mod:`cnn_engine.preprocess`). ``level_spacing`` is the z
+    ``top_k`` channels ranked by ``rank_by`` (``mean``, ``max``, ``l2``, or by what they do for
+    class ``target``: ``effect``, ``ablation``; see :mod:`cnn_engine.ranking`) are kept and drawn
+    (``nearest`` or ``bilinear``) on the network input grid, fitted by ``fit`` at ``input_size``
+    pixels (see :mod:`cnn_engine.preprocess`), each cell centred on its receptive field (see
+    :mod:`cnn_engine.resample`; ``vol.levels[i]`` records stride, receptive field and offset). ``level_spacing`` is the z
     distance between levels in input pixels (default: the short side divided by the number
     of levels, so the volume is about as deep as it is wide). Arrays are raw activations,
     (levels, height, width), image order; memory holds one layer output at a time.
 
-    ``evidence`` (``cam``, ``gradcam``, ``occlusion``, or :class:`EvidenceSettings` for layer,
-    patch and occluder options) adds ``vol.evidence``, the class evidence map (height, width)
-    on the same grid, for class ``target`` (an index or label; default the top-1 class), with
-    ``vol.evidence_info`` saying how it was made (see :mod:`cnn_engine.evidence`).
+    ``evidence`` (``cam``, ``gradcam``, ``occlusion``, ``layercam``, or :class:`EvidenceSettings`
+    for layer, patch and occluder options) adds ``vol.evidence``, the class evidence map (height,
+    width) on the same grid, for class ``target`` (an index or label; default the top-1 class),
+    with ``vol.evidence_info`` saying how it was made (see :mod:`cnn_engine.evidence`).
+    ``layercam`` also adds ``vol.arrays["layercam"]`` (levels, height, width): LayerCAM at every
+    level, drawn like the ranks; ``vol.evidence`` is then the deepest level's map.
 
     ``model`` is a :class:`CnnModel` from :func:`cnn_engine.load_model`, or a plain
     ``torch.nn.Module`` returning class scores (batch, classes). Nothing is assumed about a plain
@@ -83,6 +90,8 @@ def compute_volume(
         raise CnnEngineError(f"unknown interpolation {interpolation!r}: use one of {', '.join(INTERPOLATIONS)}")
     preprocessing = Preprocessing(fit=fit, size=input_size, max_side=max_side)
     settings = EvidenceSettings(evidence, target) if isinstance(evidence, str) else evidence
+    method = settings.method if settings is not None else None
+    class_target = settings.target if settings is not None else target
     loaded = load_image(image)
     levels = model.levels(layers)
     _check_top_k(model, levels, top_k)
@@ -96,22 +105,25 @@ def compute_volume(
         raise CnnEngineError(f"level spacing must be positive, not {level_spacing}")
 
     # (rank, level, row, column): each rank's (level, row, column) block is contiguous.
-    _check_memory((top_k, len(levels), height, width))
+    _check_memory((top_k + (method == "layercam"), len(levels), height, width))
     block = model.output_buffer((top_k, len(levels), height, width))
+    layercam = np.empty((len(levels), height, width), dtype=np.float32) if method == "layercam" else None
+    geometry = model.geometry((height, width))
     infos: list[LevelInfo | None] = [None] * len(levels)
-
     kept_features: dict[str, torch.Tensor] = {}
+    done_before = {"steps": 0}  # work reported before the levels (ablated channels), one progress scale
 
-    def capture(index: int, output: torch.Tensor) -> None:
+    def capture(index: int, output: torch.Tensor, scores: torch.Tensor | None = None) -> None:
         if index == len(levels):  # the evidence layer, kept whole (one tensor)
             kept_features["features"] = output
             return
         maps = output[0].detach()
         if maps.dim() != 3:
             raise CnnEngineError(f"layer {levels[index].name!r} gave a {tuple(output.shape)} output, not a spatial map")
-        channels, scores = top_channels(maps, top_k, rank_by)
+        cells = level_geometry(geometry, levels[index].node, maps.shape[1:], (height, width))
+        channels, scores = top_channels(maps, top_k, rank_by, scores)
         kept = maps.index_select(0, channels)
-        resample_into(block[: len(channels), index], kept, interpolation)
+        resample_into(block[: len(channels), index], kept, interpolation, cells)
         padding = top_k - len(channels)
         if padding:
             block[len(channels):, index] = np.nan
@@ -120,34 +132,70 @@ def compute_volume(
             name=levels[index].name,
             layer_type=levels[index].layer_type,
             native_shape=tuple(int(v) for v in maps.shape),
-            stride=(height / maps.shape[1], width / maps.shape[2]),
+            stride=cells.stride,
             channels=tuple(channels.tolist()) + (-1,) * padding,
             scores=tuple(scores.tolist()) + (float("nan"),) * padding,
             raw_min=float(kept.min()),
             raw_max=float(kept.max()),
+            receptive_field=cells.receptive_field,
+            offset=cells.offset,
+            geometry=cells.note,
         )
         if progress is not None:
-            progress(index + 1, len(levels))
+            progress(done_before["steps"] + index + 1, done_before["steps"] + len(levels))
 
     x = net_in.tensor.to(model.device)
-    if settings is not None and settings.method == "gradcam":
-        # Gradients are needed from the class score down to the Grad-CAM layer only.
-        with torch.enable_grad():
-            logits = graph(x.requires_grad_(True), capture)
+    chosen: dict[str, int] = {}
+
+    def choose_target(logits: torch.Tensor) -> int:
+        settle_labels(model, int(logits.shape[1]))  # a plain module's labels, from its output
+        chosen["target"] = resolve_target(class_target, model.categories, int(logits[0].argmax()))
+        return chosen["target"]
+
+    if rank_by == "effect" or method in ("gradcam", "layercam"):
+        def grad_cam_of(outputs: list[torch.Tensor], logits: torch.Tensor, target_index: int) -> None:
+            kept_features["gradcam"] = grad_cam(outputs[len(levels)], logits[0, target_index])
+
+        passed = gradient_pass(graph, model.module, x, len(levels) + (evidence_node is not None), choose_target,
+                               effect=rank_by == "effect", layercam=method == "layercam",
+                               extra=grad_cam_of if method == "gradcam" else None)
+        logits = passed.logits
+        for index, output in enumerate(passed.outputs):
+            capture(index, output[None], passed.effect[index] if passed.effect and index < len(levels) else None)
+        if layercam is not None:
+            for index, values in enumerate(passed.layercam[: len(levels)]):
+                cells = level_geometry(geometry, levels[index].node, values.shape, (height, width))
+                layercam[index] = resampled(values[None], (height, width), interpolation, cells)[0].numpy()
+            kept_features["layercam"] = passed.layercam[len(levels) - 1]
     else:
+        scores_by_level: list[torch.Tensor] | None = None
+        if rank_by == "ablation":
+            from .ablation import ablation_scores
+
+            with torch.inference_mode():
+                target_index = choose_target(_class_scores(model.module(x)))
+            def ablated(done: int, total: int) -> None:
+                done_before["steps"] = total
+                if progress is not None:
+                    progress(done, total + len(levels))
+
+            scores_by_level = ablation_scores(model, x, levels, target_index, progress=ablated)
         with torch.inference_mode():
-            logits = graph(x, capture)
-    if isinstance(logits, (tuple, list)):
-        logits = logits[0]
+            logits = graph(x, lambda i, out: capture(i, out, scores_by_level[i] if scores_by_level and i < len(levels) else None))
+        logits = _class_scores(logits)
     if isinstance(logits, torch.Tensor) and logits.dim() == 2:
         settle_labels(model, int(logits.shape[1]))  # a plain module's labels, from its output
-    predictions = _top_predictions(model, logits.detach())
+    predictions = _top_predictions(model, logits.detach() if isinstance(logits, torch.Tensor) else logits)
     evidence_map, evidence_info = (None, None)
     if settings is not None:
-        evidence_map, evidence_info = _evidence(model, settings, logits, kept_features, linear, evidence_node,
-                                                x, (height, width))
+        node = levels[-1].node if method == "layercam" else evidence_node
+        evidence_map, evidence_info = _evidence(model, settings, logits, kept_features, linear, node, x,
+                                                geometry, (height, width))
+    arrays = {f"rank{k}": block[k] for k in range(top_k)}
+    if layercam is not None:
+        arrays["layercam"] = layercam
     return ActivationVolume(
-        arrays={f"rank{k}": block[k] for k in range(top_k)},
+        arrays=arrays,
         levels=list(infos),
         predictions=predictions,
         provenance=Provenance(
@@ -166,6 +214,7 @@ def compute_volume(
             device=str(model.device),
             engine_version=__version__,
             created=created,
+            rank_target=chosen.get("target") if rank_by in CLASS_RANKINGS else None,
         ),
         image=net_in.rgb,
         level_spacing=float(level_spacing),
@@ -173,6 +222,16 @@ def compute_volume(
         evidence=evidence_map,
         evidence_info=evidence_info,
     )
+
+
+def level_geometry(geometry: dict[str, Geometry], node: str, cells: Sequence[int], size: tuple[int, int]) -> Geometry:
+    """The geometry of operation ``node`` whose output has ``cells`` (rows, columns), on an input
+    of ``size`` (height, width) pixels; where the graph gave none (or a different grid), the
+    cells are drawn on their footprint (input size / cells) and the note says so."""
+    found = geometry.get(node)
+    if found is not None:
+        return found
+    return footprint_geometry(cells, size, f"unknown for {node}: drawn on its footprint (input size / cells)")
 
 
 def creation_time() -> str:
@@ -256,8 +315,8 @@ def _gib(size: int) -> str:
 
 def _evidence_layer(model: CnnModel, settings: EvidenceSettings | None) -> tuple[str | None, object]:
     """The graph operation whose output the evidence method needs whole, and CAM's classifier."""
-    if settings is None or settings.method == "occlusion":
-        return None, None
+    if settings is None or settings.method in ("occlusion", "layercam"):
+        return None, None  # occlusion needs no layer; LayerCAM uses every level
     if settings.method == "cam":
         from .evidence.cam import cam_layers
 
@@ -266,23 +325,25 @@ def _evidence_layer(model: CnnModel, settings: EvidenceSettings | None) -> tuple
     return model.levels([layer])[0].node, None
 
 
-def _evidence(model, settings, logits, kept, linear, node, x, size) -> tuple[np.ndarray, EvidenceInfo]:
+def _evidence(model, settings, logits, kept, linear, node, x, geometry, size) -> tuple[np.ndarray, EvidenceInfo]:
     from .evidence.cam import class_activation_map
-    from .evidence.gradcam import grad_cam
     from .evidence.occlusion import occlusion_map
 
     probabilities = torch.softmax(logits.detach()[0].float(), dim=0)
     target = resolve_target(settings.target, model.categories, int(probabilities.argmax()))
     details: dict = {}
-    if settings.method == "cam":
-        with torch.no_grad():
-            values = class_activation_map(kept["features"], linear, target, size)
-    elif settings.method == "gradcam":
-        values = grad_cam(kept["features"], logits[0, target], size)
-    else:
+    if settings.method == "occlusion":
         values, images = occlusion_map(model.module, x, target, float(probabilities[target]), settings.patch,
                                        settings.stride, settings.occluder, settings.batch_size)
         details = {"patch": settings.patch, "stride": settings.stride, "occluder": settings.occluder, "images": images}
+    else:
+        if settings.method == "cam":
+            with torch.no_grad():
+                native = class_activation_map(kept["features"], linear, target)
+        else:
+            native = kept[settings.method]  # Grad-CAM's layer, or the deepest level's LayerCAM
+        cells = level_geometry(geometry, node, native.shape, size)
+        values = resampled(native[None], size, "bilinear", cells)[0]
     info = EvidenceInfo(
         method=settings.method,
         target_index=target,
@@ -292,6 +353,10 @@ def _evidence(model, settings, logits, kept, linear, node, x, size) -> tuple[np.
         details=details,
     )
     return np.ascontiguousarray(values.detach().float().cpu().numpy()), info
+
+
+def _class_scores(output: object) -> object:
+    return output[0] if isinstance(output, (tuple, list)) else output
 
 
 def default_level_spacing(height: int, width: int, levels: int) -> float:

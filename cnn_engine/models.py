@@ -22,6 +22,7 @@ from torch import fx, nn
 from .errors import ModelError, WeightsError, WeightsUnavailableError
 from .layers import LayerCatalog, LayerSelection, LevelSpec
 from .graph import instrument
+from .receptive import Geometry, graph_geometry
 from .weights import (
     RANDOM,
     apply_state_dict,
@@ -74,6 +75,7 @@ class CnnModel:
     _catalog: LayerCatalog | None = field(default=None, repr=False)
     _instrumented: dict[tuple[str, ...], fx.GraphModule] = field(default_factory=dict, repr=False)
     _spare: np.ndarray | None = field(default=None, repr=False)
+    _geometry: dict[tuple[int, int], dict[str, Geometry]] = field(default_factory=dict, repr=False)
 
     @property
     def catalog(self) -> LayerCatalog:
@@ -92,6 +94,14 @@ class CnnModel:
         if key not in self._instrumented:
             self._instrumented[key] = instrument(self.module, key)
         return self._instrumented[key]
+
+    def geometry(self, size: tuple[int, int]) -> dict[str, Geometry]:
+        """Each spatial operation's cells on a (height, width) pixel input (see
+        :mod:`cnn_engine.receptive`); worked out on first use for a size (one forward pass), then kept."""
+        key = (int(size[0]), int(size[1]))
+        if key not in self._geometry:
+            self._geometry[key] = graph_geometry(self.module, key)
+        return self._geometry[key]
 
     def output_buffer(self, shape: tuple[int, ...]) -> np.ndarray:
         """An uninitialised float32 array for a new volume, recycling the last one when it is free.

@@ -4,9 +4,10 @@ Used by the ParaView filter "CNN Layer Normalize" and by scripts alike; the arra
 volume's ``rank0`` ... ``rank{K-1}``, each (levels, height, width), in any row order (nothing
 here looks across rows).
 
-Channel choices: ``top1`` (the most active channel: ``rank0``), ``rank`` (the channel ranked
-``rank``, counting from 0), ``mean-top-k`` and ``max-top-k`` (cell-wise mean or maximum over the
-K kept channels, NaN ranks ignored).
+Channel choices: ``top1`` (the best channel: ``rank0``), ``rank`` (the channel ranked ``rank``,
+counting from 0), ``mean-top-k`` and ``max-top-k`` (cell-wise mean or maximum over the K kept
+channels, NaN ranks ignored), and ``layercam``: not a channel but the volume's ``layercam`` array
+(LayerCAM class evidence at every level, made with evidence ``layercam``), when it has one.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 from .errors import CnnEngineError
 from .normalize import DEFAULT_PERCENTILES, normalize
 
-CHANNEL_CHOICES = ("top1", "rank", "mean-top-k", "max-top-k")
+CHANNEL_CHOICES = ("top1", "rank", "mean-top-k", "max-top-k", "layercam")
 
 
 def parse_channels(name: str) -> str:
@@ -31,9 +32,17 @@ def parse_channels(name: str) -> str:
     return aliases[key]
 
 
-def combine_ranks(ranks: Sequence[np.ndarray], channels: str = "top1", rank: int = 0) -> np.ndarray:
-    """One (levels, height, width) float32 array from the ranked channel arrays (best first)."""
+def combine_ranks(ranks: Sequence[np.ndarray], channels: str = "top1", rank: int = 0,
+                  layercam: np.ndarray | None = None) -> np.ndarray:
+    """One (levels, height, width) float32 array from the ranked channel arrays (best first), or
+    for ``layercam`` the volume's ``layercam`` array (None when the volume has none: an error)."""
     channels = parse_channels(channels)
+    if channels == "layercam":
+        if layercam is None:
+            raise CnnEngineError("the volume has no layercam array: make it with evidence LayerCAM (the source's "
+                                 "Evidence, --evidence layercam, or compute_volume(..., evidence='layercam')), "
+                                 "or choose another Channels value")
+        return np.asarray(layercam, dtype=np.float32)
     if not ranks:
         raise CnnEngineError("the volume has no rank arrays (rank0, rank1, ...)")
     if channels == "top1":
@@ -67,11 +76,13 @@ def layer_view(
     percentiles: tuple[float, float] = DEFAULT_PERCENTILES,
     first: int = 0,
     last: int = -1,
+    layercam: np.ndarray | None = None,
 ) -> tuple[np.ndarray, slice]:
     """The ``activation`` array of the ParaView filter: chosen channels, chosen levels, normalised.
 
+    ``layercam`` is the volume's ``layercam`` array, if it has one (for the ``layercam`` choice).
     Returns the array (kept levels, height, width) and the slice of levels it covers.
     """
-    combined = combine_ranks(ranks, channels, rank)
+    combined = combine_ranks(ranks, channels, rank, layercam)
     levels = level_range(combined.shape[0], first, last)
     return normalize(combined[levels], normalization, percentiles), levels

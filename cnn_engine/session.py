@@ -5,9 +5,9 @@ mostly the same settings. A :class:`Session` rebuilds the model only when model,
 file: its path, size and modification time) or device change, runs the network only when the
 image (likewise) or a setting that shapes the result changes, and counts its forward passes so
 that callers and tests can see what was re-run. Settings that cannot change the result do not
-count: level spacing (it only places the levels), the target class while no evidence map is
-asked for, ``auto`` against the device it resolves to, and trusting TorchScript for weights that
-are not a file.
+count: level spacing (it only places the levels), the target class while neither an evidence
+map nor a class ranking (``effect``, ``ablation``) is asked for, ``auto`` against the device it
+resolves to, and trusting TorchScript for weights that are not a file.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import torch
 from .compute import Progress, compute_volume, default_level_spacing
 from .models import DEFAULT_MODEL, CnnModel, default_model_name, load_default_model, load_model
 from .preprocess import Preprocessing, input_grid
+from .ranking import CLASS_RANKINGS
 from .volume import ActivationVolume
 from .weights import RANDOM, looks_like_path
 
@@ -68,10 +69,11 @@ class VolumeRequest:
         """What decides the network's output: a different key runs the network again.
 
         Level spacing only places the levels, and the target class is used only by an evidence
-        map: neither counts where it cannot change the result. Input size counts even with fit
-        ``native`` (which ignores it for the grid): the volume's provenance records it.
+        map and the class rankings (``effect``, ``ablation``): neither counts where it cannot
+        change the result. Input size counts even with fit ``native`` (which ignores it for the
+        grid): the volume's provenance records it.
         """
-        target = self.target if self.evidence else None
+        target = self.target if self.evidence or self.rank_by in CLASS_RANKINGS else None
         return (self.model_key(), _file_identity(self.image), self.layers, self.top_k, self.rank_by,
                 self.input_size, self.fit, self.interpolation, self.evidence, target)
 

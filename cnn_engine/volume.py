@@ -30,9 +30,16 @@ from .normalize import DEFAULT_PERCENTILES, normalize, parse_normalization
 class LevelInfo:
     """What one level of the volume is.
 
-    ``native_shape`` is (channels, height, width) of the layer output; ``stride`` is input
-    pixels per feature cell (rows, columns). ``channels`` are the kept channel indices, best
-    first, and ``scores`` their ranking scores; a layer with fewer channels than ``top_k`` has
+    ``native_shape`` is (channels, height, width) of the layer output. Its geometry on the
+    input, (rows, columns) each, in input pixels, computed from the network's graph (see
+    :mod:`cnn_engine.receptive`): ``stride`` is the distance between neighbouring cells,
+    ``receptive_field`` the side of the input region a cell sees, ``offset`` where the centre of
+    cell (0, 0) lies (input pixel (0, 0) is centred at 0.0): cell (r, c) is centred on input
+    position (offset[0] + r * stride[0], offset[1] + c * stride[1]) and drawn there.
+    ``geometry`` is ``exact`` when every operation on the path was understood, otherwise it
+    names what was assumed. Files written before these fields read NaN and ``unknown``.
+    ``channels`` are the kept channel indices, best first, and ``scores`` their ranking scores
+    (``Provenance.rank_by`` says which ranking); a layer with fewer channels than ``top_k`` has
     ``-1`` and NaN there and NaN maps. ``raw_min``/``raw_max`` are the range of the kept maps
     before any normalisation.
     """
@@ -46,6 +53,9 @@ class LevelInfo:
     scores: tuple[float, ...]
     raw_min: float
     raw_max: float
+    receptive_field: tuple[float, float] = (float("nan"), float("nan"))
+    offset: tuple[float, float] = (float("nan"), float("nan"))
+    geometry: str = "unknown"
 
 
 @dataclass(frozen=True)
@@ -65,7 +75,8 @@ class Provenance:
     ``trained`` is True for trained weights, False for random ones, None when unknown (a plain
     ``torch.nn.Module`` passed in). ``labels`` says where the class labels come from: ``ImageNet``,
     ``ImageNet (assumed: 1000 outputs)``, ``given (N classes)`` or ``unknown (not ImageNet-shaped)``
-    (files written before this field read as ``ImageNet``).
+    (files written before this field read as ``ImageNet``). ``rank_target`` is the class index
+    the ``effect`` and ``ablation`` rankings were made for (None for the other rankings).
     """
 
     image_path: str | None
@@ -83,6 +94,7 @@ class Provenance:
     engine_version: str
     created: str
     labels: str = "ImageNet"
+    rank_target: int | None = None
 
 
 @dataclass
@@ -90,7 +102,9 @@ class ActivationVolume:
     """Layer activations on a common grid, with their metadata.
 
     ``arrays`` maps ``rank0`` ... ``rank{K-1}`` to float32 arrays (levels, height, width) in
-    image order: ``rank0`` holds, on each level, the map of that layer's most active channel.
+    image order: ``rank0`` holds, on each level, the map of that layer's best channel. With
+    ``evidence="layercam"`` it also holds ``layercam``, (levels, height, width): each level's
+    LayerCAM map for the evidence target, drawn with the same geometry.
     ``image`` is the network input picture, (height, width, 3) uint8, image order.
     ``normalization`` says what was applied to ``arrays`` (``none`` for raw activations).
     ``evidence`` is the class evidence map, (height, width) float32, image order, when one was
@@ -115,7 +129,7 @@ class ActivationVolume:
 
     @property
     def top_k(self) -> int:
-        return len(self.arrays)
+        return len(rank_names(self.arrays))
 
     @property
     def level_names(self) -> list[str]:
@@ -160,6 +174,9 @@ class ActivationVolume:
                 scores=tuple(_float(v) for v in d["scores"]),
                 raw_min=_float(d["raw_min"]),
                 raw_max=_float(d["raw_max"]),
+                receptive_field=tuple(_float(v) for v in d.get("receptive_field", (None, None))),
+                offset=tuple(_float(v) for v in d.get("offset", (None, None))),
+                geometry=d.get("geometry", "unknown"),
             )
             for d in metadata["levels"]
         ]
@@ -188,11 +205,12 @@ class ActivationVolume:
         """The volume as a ``vtkImageData`` (VTK is imported only here).
 
         Dimensions (width, height, levels), spacing (1, 1, level_spacing), origin 0, upright
-        (see the module docstring). Point arrays: ``rank0`` ...; ``image_rgb`` (3 x uint8) and
-        ``image_luminance`` (float32, 0-255, Rec. 601), repeated on every level so the picture
-        can be shown under any slice. Field data: per-level metadata (``level_name``,
-        ``level_type``, ``native_shape``, ``stride``, ``channel_index``, ``channel_score``,
-        ``raw_min``, ``raw_max``), predictions, and ``cnn_metadata`` (all metadata as JSON).
+        (see the module docstring). Point arrays: ``rank0`` ..., ``layercam`` when present;
+        ``image_rgb`` (3 x uint8) and ``image_luminance`` (float32, 0-255, Rec. 601), repeated on
+        every level so the picture can be shown under any slice. Field data: per-level metadata
+        (``level_name``, ``level_type``, ``native_shape``, ``stride``, ``receptive_field``,
+        ``offset``, ``geometry``, ``channel_index``, ``channel_score``, ``raw_min``,
+        ``raw_max``), ``rank_by``, predictions, and ``cnn_metadata`` (all metadata as JSON).
         """
         from .vtk_export import volume_to_vtk
 

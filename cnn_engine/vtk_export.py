@@ -15,7 +15,8 @@ def volume_to_vtk(volume: ActivationVolume):
     arrays = volume.arrays
     metadata = volume.metadata()
     if volume.evidence is not None and volume.evidence_info is not None:
-        # The evidence map is the top level of every rank array, named after method and class.
+        # The evidence map is the top level of every array (the ranks and layercam), named after
+        # method and class.
         arrays = {name: np.concatenate([values, volume.evidence[None]]) for name, values in arrays.items()}
         metadata["levels"] = metadata["levels"] + [_evidence_level(volume)]
         levels += 1
@@ -29,7 +30,8 @@ def volume_to_vtk(volume: ActivationVolume):
     _add_point_array(image, "image_rgb", np.broadcast_to(picture, (levels,) + picture.shape), components=3)
     _add_point_array(image, "image_luminance", np.broadcast_to(luminance(picture), (levels, height, width)))
     if volume.arrays:
-        image.GetPointData().SetActiveScalars(next(iter(volume.arrays)))
+        # rank0 is what a new view shows, also when the volume holds layercam beside the ranks.
+        image.GetPointData().SetActiveScalars((rank_names(volume.arrays) or list(volume.arrays))[0])
 
     add_metadata_fields(image.GetFieldData(), metadata)
     return image
@@ -59,6 +61,9 @@ def _evidence_level(volume: ActivationVolume) -> dict:
         "channels": (-1,) * volume.top_k, "scores": (float("nan"),) * volume.top_k,
         "raw_min": float(finite.min()) if finite.size else float("nan"),
         "raw_max": float(finite.max()) if finite.size else float("nan"),
+        # Already on the input grid: one cell per pixel, centred on it; no receptive field of its own.
+        "receptive_field": (float("nan"), float("nan")), "offset": (0.0, 0.0),
+        "geometry": "evidence map on the input grid",
     }
 
 
@@ -85,7 +90,13 @@ def evidence_image(volume: ActivationVolume):
 def add_metadata_fields(field, metadata: dict) -> None:
     """Per-level metadata and predictions as field arrays, plus all of it as ``cnn_metadata`` JSON.
 
-    ``metadata`` is :meth:`ActivationVolume.metadata` (or the same read from a file).
+    ``metadata`` is :meth:`ActivationVolume.metadata` (or the same read from a file). Per level:
+    ``level_name``, ``level_type``, ``native_shape``, ``stride``, ``receptive_field`` and
+    ``offset`` ((rows, columns) in input pixels, image order: cell (r, c) is centred on input
+    position ``offset + (r, c) * stride``, input pixel (0, 0) centred at 0; NaN in files written
+    before they were recorded), ``geometry`` (``exact`` or what was assumed; ``unknown``),
+    ``channel_index``, ``channel_score``, ``raw_min``, ``raw_max``; once: ``rank_by``, the ranking
+    that made the scores (with its target class for ``effect`` and ``ablation``).
     """
     import json
 
@@ -107,6 +118,14 @@ def add_metadata_fields(field, metadata: dict) -> None:
         array.SetName(name)
         field.AddArray(array)
 
+    def pair(values) -> list[float]:
+        """(rows, columns), NaN where missing (JSON null, or metadata written before the field)."""
+        return [nan if v is None else v for v in (values or (None, None))]
+
+    def ranking(provenance: dict) -> str:
+        target = provenance.get("rank_target")
+        return provenance.get("rank_by", "") + (f", target class {target}" if target is not None else "")
+
     levels, predictions = metadata["levels"], metadata["predictions"]
     top_k = len(levels[0]["channels"]) if levels else 0
     nan = float("nan")
@@ -114,8 +133,12 @@ def add_metadata_fields(field, metadata: dict) -> None:
     strings("level_type", [lv["layer_type"] for lv in levels])
     numbers("native_shape", [lv["native_shape"] for lv in levels], np.int32, 3)
     numbers("stride", [lv["stride"] for lv in levels], np.float64, 2)
+    numbers("receptive_field", [pair(lv.get("receptive_field")) for lv in levels], np.float64, 2)
+    numbers("offset", [pair(lv.get("offset")) for lv in levels], np.float64, 2)
+    strings("geometry", [lv.get("geometry", "unknown") for lv in levels])
     numbers("channel_index", [lv["channels"] for lv in levels], np.int32, top_k)
     numbers("channel_score", [[nan if v is None else v for v in lv["scores"]] for lv in levels], np.float32, top_k)
+    strings("rank_by", [ranking(metadata.get("provenance", {}))])
     numbers("raw_min", [nan if lv["raw_min"] is None else lv["raw_min"] for lv in levels], np.float32)
     numbers("raw_max", [nan if lv["raw_max"] is None else lv["raw_max"] for lv in levels], np.float32)
     numbers("prediction_index", [p["index"] for p in predictions], np.int32)
@@ -181,7 +204,9 @@ def volume_from_vtk(image) -> ActivationVolume:
     ranks = rank_names(names)
     if points.GetArray("image_rgb") is None or not ranks:
         raise FormatError("the data has no rank0... and image_rgb arrays: it is not a CNN Activation Volume")
-    stacks = {name: upright(numpy_support.vtk_to_numpy(points.GetArray(name)).reshape(levels, height, width)) for name in ranks}
+    # layercam travels beside the ranks (not one of them); the evidence level tops it too.
+    kept = ranks + (["layercam"] if "layercam" in names else [])
+    stacks = {name: upright(numpy_support.vtk_to_numpy(points.GetArray(name)).reshape(levels, height, width)) for name in kept}
     evidence = np.ascontiguousarray(stacks[ranks[0]][-1]) if has_evidence else None
     arrays = {name: np.ascontiguousarray(values[: levels - has_evidence]) for name, values in stacks.items()}
     rgb = numpy_support.vtk_to_numpy(points.GetArray("image_rgb")).reshape(levels, height, width, 3)[0]

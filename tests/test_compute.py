@@ -36,14 +36,18 @@ def test_top_channel_matches_independent_capture(cat_volume, reference_features)
     assert level.native_shape == (2048, 7, 11)
 
 
-def test_nearest_level_is_an_exact_block_repeat_of_the_layer_output(cat_volume, reference_features):
-    feature = reference_features["layer1.0"]  # (256, 56, 85) on a 224x337 input: stride 4 rows
+def test_nearest_level_shows_at_each_pixel_the_cell_centred_nearest(cat_volume, reference_features):
+    feature = reference_features["layer1.0"]  # (256, 56, 85) on a 224x337 input
     level = cat_volume.levels[3]
-    channel = level.channels[0]
+    # ResNet-50's padded stride-4 cells (field 11 after maxpool, + 2 x 4 by layer1.0.conv2 = 19):
+    # cell r is centred on input pixel 4 r (offset 0), so pixel i shows cell floor(i / 4 + 1/2):
+    # pixels 0-1 cell 0, 2-5 cell 1, ... and nothing is stretched to fill the 337 columns.
+    assert (level.stride, level.offset, level.receptive_field) == ((4.0, 4.0), (0.0, 0.0), (19.0, 19.0))
+    rows = np.minimum(np.floor(np.arange(224) / 4 + 0.5).astype(int), 55)
+    cols = np.minimum(np.floor(np.arange(337) / 4 + 0.5).astype(int), 84)
+    assert rows[:7].tolist() == [0, 0, 1, 1, 1, 1, 2] and cols[-3:].tolist() == [84, 84, 84]
     volume_map = cat_volume.arrays["rank0"][3]
-    rows = np.repeat(np.arange(56), 4)
-    cols = np.minimum(((np.arange(337) + 0.5) * 85 / 337).astype(int), 84)
-    assert np.array_equal(volume_map, feature[channel].numpy()[rows][:, cols])
+    assert np.array_equal(volume_map, feature[level.channels[0]].numpy()[rows][:, cols])
     assert level.raw_max == pytest.approx(float(feature[list(level.channels)].max()))
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -118,6 +119,7 @@ def test_xarray_reads_every_text_variable_as_the_volume_values(evidence_volume, 
     expected = {
         "level_name": [lv.name for lv in evidence_volume.levels],
         "level_type": [lv.layer_type for lv in evidence_volume.levels],
+        "level_geometry": [lv.geometry for lv in evidence_volume.levels],
         "prediction_label": [p.label for p in evidence_volume.predictions],
     }
     assert _text_variables(evidence_file) == sorted(expected)
@@ -143,8 +145,8 @@ def test_every_variable_has_a_long_name(evidence_file):
 def test_units_are_udunits_dimensionless_and_absent_only_on_text_indices_and_counts(evidence_file):
     with netcdf_file(str(evidence_file), "r", mmap=False) as nc:
         units = {name: getattr(var, "units", None) for name, var in nc.variables.items()}
-    no_units = {"level_index", "level_name", "level_type", "level_native_shape", "level_channel_index",
-                "prediction_index", "prediction_label"}
+    no_units = {"level_index", "level_name", "level_type", "level_geometry", "level_native_shape",
+                "level_channel_index", "prediction_index", "prediction_label"}
     assert {name for name, value in units.items() if value is None} == no_units
     assert {value for name, value in units.items() if name not in no_units} == {b"1"}
 
@@ -211,3 +213,105 @@ def test_ncdump_prints_the_level_names_as_text(evidence_volume, evidence_file):
     names = [name for name in evidence_volume.level_names]
     assert f'level_name =\n  "{names[0]}",\n  "{names[1]}",' in data, data[:400]
     assert all(f'"{name}"' in data for name in names)
+
+
+# Per-level geometry, the ranking behind the scores, and LayerCAM at every level.
+
+#: Written by the engine before it recorded level geometry, class rankings or LayerCAM (commit
+#: b2c9b18: resnet18, random weights, the cat at input size 32, top 2, a CAM map, normalised).
+FILE_BEFORE_GEOMETRY = Path(__file__).parent / "data" / "cat_resnet18_before_geometry.nc"
+
+
+@pytest.fixture(scope="module")
+def layercam_volume(resnet50_random, cat_path):
+    """Channels ranked by their effect on the tabby class, LayerCAM for it at every level."""
+    return cnn_engine.compute_volume(resnet50_random, cat_path, layers="blocks", top_k=2, rank_by="effect",
+                                     evidence="layercam", target="tabby").normalized()
+
+
+@pytest.fixture(scope="module")
+def layercam_file(layercam_volume, tmp_path_factory):
+    return layercam_volume.to_netcdf(tmp_path_factory.mktemp("layercam") / "cat.nc")
+
+
+def test_level_geometry_variables_hold_each_levels_cells_in_input_pixels(evidence_volume, evidence_file):
+    levels = evidence_volume.levels
+    with xr.open_dataset(evidence_file) as ds:
+        assert ds.level_receptive_field.dims == ds.level_offset.dims == ("level", "yx")
+        assert ds.level_receptive_field.values.tolist() == [list(lv.receptive_field) for lv in levels]
+        assert ds.level_offset.values.tolist() == [list(lv.offset) for lv in levels]
+        assert ds.level_stride.values.tolist() == [list(lv.stride) for lv in levels]
+        assert ds.level_geometry.values.tolist() == ["exact"] * 19
+        relu = ds.swap_dims(level="level_name").sel(level_name="relu")  # conv1: 7x7, stride 2
+        assert relu.level_receptive_field.values.tolist() == [7.0, 7.0]
+        assert relu.level_stride.values.tolist() == [2.0, 2.0]
+        last = ds.swap_dims(level="level_name").sel(level_name="layer4.2")
+        assert last.level_receptive_field.values.tolist() == [427.0, 427.0]
+        assert last.level_stride.values.tolist() == [32.0, 32.0]
+
+
+def test_level_geometry_variables_say_how_cells_map_to_pixels(evidence_file):
+    with netcdf_file(str(evidence_file), "r", mmap=False) as nc:
+        for name in ("level_stride", "level_receptive_field", "level_offset"):
+            var = nc.variables[name]
+            assert b"input pixels" in var.long_name and var.units == b"1", name
+            assert b"(level_offset[0] + r * level_stride[0], level_offset[1] + c * level_stride[1])" in var.comment
+        assert b"exact" in nc.variables["level_geometry"].long_name
+
+
+def test_geometry_round_trips_through_read_netcdf(evidence_volume, evidence_file):
+    back = cnn_engine.read_netcdf(evidence_file)
+    assert [(lv.stride, lv.receptive_field, lv.offset, lv.geometry) for lv in back.levels] == [
+        (lv.stride, lv.receptive_field, lv.offset, lv.geometry) for lv in evidence_volume.levels]
+
+
+def test_scores_say_they_were_ranked_by_mean_activation(evidence_file):
+    with netcdf_file(str(evidence_file), "r", mmap=False) as nc:
+        scores = nc.variables["level_channel_score"]
+        assert scores.ranking == b"mean" and scores.comment == b"mean activation of the channel's map"
+        assert not hasattr(scores, "target_index")
+
+
+def test_scores_say_they_were_ranked_by_effect_on_the_target_class(layercam_file):
+    with xr.open_dataset(layercam_file) as ds:
+        attrs = ds.level_channel_score.attrs
+    assert attrs["ranking"] == "effect" and attrs["target_index"] == 281 and attrs["target_label"] == "tabby"
+    assert attrs["comment"].startswith("first-order effect on the target class's log-probability")
+    assert attrs["long_name"] == "ranking score (effect) of each kept channel"
+
+
+def test_layercam_is_a_level_y_x_variable_upright_like_the_ranks(layercam_volume, layercam_file):
+    with netcdf_file(str(layercam_file), "r", mmap=False) as nc:
+        layercam = nc.variables["layercam"]
+        assert layercam.dimensions == ("level", "y", "x") and nc.dimensions["rank"] == 2
+        assert np.array_equal(layercam.data, layercam_volume.arrays["layercam"][:, ::-1, :])
+        assert layercam.method == b"layercam" and layercam.target_index == 281 and layercam.target_label == b"tabby"
+        assert layercam.long_name == b"LayerCAM class evidence of each level for tabby (class 281)"
+        assert layercam.units == b"1" and layercam.normalization == b"per-level-minmax"
+
+
+def test_layercam_round_trips_beside_the_ranks_without_being_one(layercam_volume, layercam_file):
+    back = cnn_engine.read_netcdf(layercam_file)
+    assert sorted(back.arrays) == ["layercam", "rank0", "rank1"] and back.top_k == 2
+    assert np.array_equal(back.arrays["layercam"], layercam_volume.arrays["layercam"])
+    assert back.provenance.rank_by == "effect" and back.provenance.rank_target == 281
+    assert back.evidence_info.method == "layercam"
+    assert back.metadata_json() == layercam_volume.metadata_json()
+
+
+def test_file_written_before_geometry_and_layercam_reads_as_unknown():
+    old = cnn_engine.read_netcdf(FILE_BEFORE_GEOMETRY)
+    assert old.shape == (11, 32, 48) and sorted(old.arrays) == ["rank0", "rank1"] and old.top_k == 2
+    assert all(np.isnan(lv.receptive_field).all() and np.isnan(lv.offset).all() for lv in old.levels)
+    assert {lv.geometry for lv in old.levels} == {"unknown"}
+    assert old.levels[3].stride == (4.0, 4.0) and old.levels[3].name == "layer1.0"
+    assert old.provenance.rank_by == "mean" and old.provenance.rank_target is None
+    assert old.evidence_info.method == "cam"
+
+
+def test_file_written_before_geometry_is_written_again_with_nan_geometry(tmp_path):
+    again = cnn_engine.read_netcdf(FILE_BEFORE_GEOMETRY).to_netcdf(tmp_path / "again.nc")
+    with xr.open_dataset(again) as ds:
+        assert np.isnan(ds.level_receptive_field.values).all() and np.isnan(ds.level_offset.values).all()
+        assert set(ds.level_geometry.values.tolist()) == {"unknown"}
+        assert "layercam" not in ds.variables

@@ -96,3 +96,17 @@ def test_layer_view_keeps_the_level_range_and_normalises():
     view, levels = layer_view([RANK0, RANK1], "max-top-k", first=0, last=0)
     assert levels == slice(0, 1)
     assert view.tolist() == [[[0.0, 1.0]]]
+
+
+LAYERCAM = np.array([[[0.0, 2.0]], [[5.0, 1.0]]], np.float32)  # not a rank: evidence at each level
+
+
+def test_layercam_choice_shows_the_layercam_array_normalised_per_level():
+    assert combine_ranks([RANK0, RANK1], "LayerCAM", layercam=LAYERCAM).tolist() == LAYERCAM.tolist()
+    view, levels = layer_view([RANK0, RANK1], "LayerCAM", layercam=LAYERCAM)
+    assert levels == slice(0, 2) and view.tolist() == [[[0.0, 1.0]], [[1.0, 0.0]]]
+
+
+def test_layercam_choice_without_a_layercam_array_says_how_to_make_one():
+    with pytest.raises(CnnEngineError, match="the volume has no layercam array: make it with evidence LayerCAM"):
+        layer_view([RANK0, RANK1], "layercam")

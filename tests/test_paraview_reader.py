@@ -60,3 +60,15 @@ def test_evidence_map_and_accented_text_change_nothing_for_the_reader(resnet50_r
     assert report["class"] == "vtkImageData" and report["point_arrays"] == ["image_luminance", "rank0", "rank1"]
     assert report["extent"] == [0, width - 1, 0, height - 1, 0, levels_count - 1]
     assert report["rank0_level5_top_left"] == pytest.approx(float(volume.arrays["rank0"][5][0, 0]))
+
+
+def test_layercam_arrives_beside_the_ranks(resnet50_random, cat_path, tmp_path):
+    """layercam (level, y, x) sorts after image_luminance: the reader loads it with the ranks, upright."""
+    volume = cnn_engine.compute_volume(resnet50_random, cat_path, layers="blocks", top_k=2, evidence="layercam")
+    volume = volume.normalized()
+    report = _open_with_stock_reader(volume.to_netcdf(tmp_path / "layercam.nc"))
+    levels, height, width = volume.shape
+    assert report["class"] == "vtkImageData"
+    assert report["point_arrays"] == ["image_luminance", "layercam", "rank0", "rank1"]
+    assert report["extent"] == [0, width - 1, 0, height - 1, 0, levels - 1]
+    assert report["layercam_level5_top_left"] == pytest.approx(float(volume.arrays["layercam"][5][0, 0]))

@@ -1,6 +1,6 @@
 """Class evidence maps: where in the image the network found the evidence for a class.
 
-Three methods, each in its own module:
+Four methods, each in its own module:
 
 ``cam`` (:mod:`.cam`)
     Class activation mapping (Zhou et al. 2016) for models that end in global average pooling
@@ -11,6 +11,11 @@ Three methods, each in its own module:
     feature maps weighted by the spatial mean of the class score's gradient. Any model; one
     backward pass from the class score down to that layer. On a global-average-pooled linear
     head and the last feature map it equals CAM up to a constant factor.
+``layercam`` (:mod:`cnn_engine.gradients`)
+    LayerCAM (Jiang et al. 2021) at every level of the volume: per cell, the positive part of the
+    class score's gradient times the activation, summed over channels. Stored as the volume array
+    ``layercam`` (levels, height, width); the evidence map is the deepest level's. One backward
+    pass for all levels.
 ``occlusion`` (:mod:`.occlusion`)
     Occlusion sensitivity (Zeiler and Fergus 2014): the drop of the class probability when a
     patch of the image is hidden, averaged over the patches covering each pixel. It measures
@@ -19,8 +24,9 @@ Three methods, each in its own module:
     more than hiding the cat, with EfficientNet-Lite0), so choose the occluder (``mean``
     colour, ``blur``, ``noise``) for the question asked.
 
-CAM and Grad-CAM keep positive evidence only (ReLU); all maps are (height, width) float32 on the
-network input grid, image order (row 0 = top), resampled bilinearly from the layer's grid.
+CAM, Grad-CAM and LayerCAM keep positive evidence only (ReLU); all maps are (height, width)
+float32 on the network input grid, image order (row 0 = top), drawn bilinearly from the layer's
+grid with each cell centred on its receptive field (see :mod:`cnn_engine.resample`).
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from typing import Any, Union
 
 from ..errors import CnnEngineError
 
-METHODS = ("cam", "gradcam", "occlusion")
+METHODS = ("cam", "gradcam", "occlusion", "layercam")
 OCCLUDERS = ("mean", "blur", "noise")
 
 #: A class asked for by index (281) or label ("tabby"); None means the top-1 prediction.

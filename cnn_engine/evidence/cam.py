@@ -34,11 +34,11 @@ def cam_layers(module: nn.Module, catalog: LayerCatalog) -> tuple[str, nn.Linear
     return spatial[-1], linear
 
 
-def class_activation_map(features: torch.Tensor, linear: nn.Linear, target: int, size: tuple[int, int]) -> torch.Tensor:
-    """ReLU(sum_c w[target, c] * A_c), bilinearly resampled to ``size`` (height, width).
+def class_activation_map(features: torch.Tensor, linear: nn.Linear, target: int) -> torch.Tensor:
+    """ReLU(sum_c w[target, c] * A_c) on the layer's own grid.
 
-    ``features`` is the (1, C, h, w) map before pooling. Returns (height, width) float32.
+    ``features`` is the (1, C, h, w) map before pooling. Returns (h, w) float32; the caller
+    draws it on the input grid with the layer's geometry (see :mod:`cnn_engine.resample`).
     """
     weights = linear.weight[target].to(features.dtype)
-    cam = F.relu(torch.einsum("c,chw->hw", weights, features[0]))
-    return F.interpolate(cam[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
+    return F.relu(torch.einsum("c,chw->hw", weights, features[0]))

@@ -5,7 +5,8 @@
   activation volume as ``vtkImageData`` (see ``cnn_engine.volume`` for layout and orientation),
   port 1 the top-5 predictions as a ``vtkTable``, port 2 the class evidence map (2-D image
   data on the same X/Y, empty unless Evidence is set).
-* ``CNNLayerNormalize`` (filter): one normalised ``activation`` array from the ranked channels.
+* ``CNNLayerNormalize`` (filter): one normalised ``activation`` array from the ranked channels
+  (or the ``layercam`` array).
 * ``CNNNetCDFWriter`` (writer, ``*.nc``): the engine's netCDF format.
 
 ParaView 5.11 orders the property panel by method name, hence the ``aNN_``/``bNN_`` prefixes.
@@ -34,13 +35,14 @@ from .xml import Domain, DoubleRange, Enumeration, IncreasingPair, IntRange, doc
 
 IMAGE_EXTENSIONS = ["png", "jpg", "jpeg", "bmp", "tif", "tiff", "gif", "webp"]
 LAYER_SETS = ["blocks", "convs", "all"]
-RANK_BY = ["mean", "max", "l2"]
+# Enumerations are saved by index in state files: new values are appended, never inserted.
+RANK_BY = ["mean", "max", "l2", "effect", "ablation"]
 FITS = ["short-side", "center-crop", "native"]
 INTERPOLATIONS = ["nearest", "bilinear"]
 DEVICES = ["auto", "cpu", "cuda"]
-EVIDENCE = ["None", "CAM", "GradCAM", "Occlusion"]
+EVIDENCE = ["None", "CAM", "GradCAM", "Occlusion", "LayerCAM"]
 NORMALIZATIONS = ["PerLevelMinMax", "PerLevelPercentile", "PerLevelZScore", "Global", "None"]
-CHANNELS = ["Top1", "Rank", "MeanTopK", "MaxTopK"]
+CHANNELS = ["Top1", "Rank", "MeanTopK", "MaxTopK", "LayerCAM"]
 CAPTIONS = ["Level", "Predictions"]
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -296,13 +298,18 @@ class _ActivationVolumeBase(_Reporting, VTKPythonAlgorithmBase):
 
     @smproperty.intvector(name="TopK", label="Top K", default_values=4)
     @smdomain.xml(Domains.TopK.xml() + documentation(
-        "How many of each layer's most active channels to keep: arrays rank0 ... rank{K-1}."))
+        "How many of each layer's best channels (by Rank By) to keep: arrays rank0 ... rank{K-1}."))
     def a06_SetTopK(self, k):
         self._set_checked("top_k", k, Domains.TopK)
 
     @smproperty.intvector(name="RankBy", label="Rank By", default_values=0)
     @smdomain.xml(Domains.RankBy.xml() + documentation(
-        "How channels are ranked: mean activation, max activation, or L2 norm of the map."))
+        "How channels are ranked: mean activation, max activation, or L2 norm of the map; or by what "
+        "they do for the Target Class (empty: the top-1 class): effect, the first-order effect on its "
+        "log-probability (sum over the map of gradient x activation; one backward pass), or ablation, the "
+        "measured drop of its probability when the channel is set to zero (one forward pass per channel: "
+        "slow on big layer sets, minutes for convs or all; best for blocks or a few layers). The field "
+        "data's rank_by and channel_score say which ranking made the scores."))
     def a07_SetRankBy(self, index):
         self._set_checked("rank_by", index, Domains.RankBy)
 
@@ -344,12 +351,15 @@ class _ActivationVolumeBase(_Reporting, VTKPythonAlgorithmBase):
         "Class evidence map for the Target Class, added as the volume's top level "
         "and as output port 2 (2-D, on the same X/Y): CAM (models ending in global pooling and "
         "one linear layer), GradCAM (any model), Occlusion (drop of the class probability when a "
-        "32-pixel patch is hidden; hundreds of forward passes)."))
+        "32-pixel patch is hidden; hundreds of forward passes), LayerCAM (at every level: a point "
+        "array layercam beside the ranks, each level's evidence drawn on its receptive fields; the "
+        "top level is the deepest level's map; one backward pass)."))
     def a13_SetEvidence(self, index):
         self._set_checked("evidence", index, Domains.Evidence)
 
     @smproperty.stringvector(name="TargetClass", label="Target Class", number_of_elements=1, default_values="")
-    @smdomain.xml(documentation("The class to explain: a label (tabby) or class index (281), as listed in the "
+    @smdomain.xml(documentation("The class to explain (Evidence) and to rank channels for (Rank By effect or "
+                                "ablation): a label (tabby) or class index (281), as listed in the "
                                 "predictions table (output port 1); empty for the top-1 class."))
     def a14_SetTargetClass(self, target):
         self._set("target", (target or "").strip())
@@ -420,7 +430,8 @@ class _ActivationVolumeBase(_Reporting, VTKPythonAlgorithmBase):
             from cnn_engine.vtk_export import evidence_image, predictions_table
 
             request = self._request()
-            self.SetProgressText(f"CNN: running the network on {Path(request.image).name}")
+            slow = " (ablation ranking: one pass per channel)" if request.rank_by == "ablation" else ""
+            self.SetProgressText(f"CNN: running the network on {Path(request.image).name}{slow}")
             self.UpdateProgress(0.0)
             volume = self.session.volume(request, progress=lambda done, total: self.UpdateProgress(0.9 * done / total))
             self._announce(volume)
@@ -532,7 +543,8 @@ class CNNActivationNetCDFReader(_Reporting, VTKPythonAlgorithmBase):
 @smproperty.input(name="Input", port_index=0)
 @smdomain.datatype(dataTypes=["vtkImageData"], composite_data_supported=False)
 class CNNLayerNormalize(_AttributeSettings, VTKPythonAlgorithmBase):
-    """One ``activation`` array from the volume's ranked channels, normalised per level.
+    """One ``activation`` array from the volume's ranked channels (or its ``layercam`` array),
+    normalised per level.
 
     Input: the CNN Activation Volume, or an exported .nc opened with ParaView's NetCDF reader.
     """
@@ -566,14 +578,15 @@ class CNNLayerNormalize(_AttributeSettings, VTKPythonAlgorithmBase):
 
     @smproperty.intvector(name="Channels", default_values=0)
     @smdomain.xml(Domains.Channels.xml() + documentation(
-        "Top1: each layer's most active channel; Rank: the channel of the chosen "
-        "rank; MeanTopK / MaxTopK: mean or maximum over the kept channels."))
+        "Top1: each layer's best channel (rank0); Rank: the channel of the chosen "
+        "rank; MeanTopK / MaxTopK: mean or maximum over the kept channels; LayerCAM: the input's "
+        "layercam array (the source with Evidence LayerCAM), where each level finds the class."))
     def b03_SetChannels(self, index):
         self._set_checked("_channels", index, Domains.Channels)
 
     @smproperty.intvector(name="Rank", default_values=0)
     @smdomain.xml(Domains.Rank.xml() + documentation(
-        "The rank shown when Channels is Rank (0 is the most active channel)."))
+        "The rank shown when Channels is Rank (0 is the best channel)."))
     def b04_SetRank(self, rank):
         self._set_checked("_rank", rank, Domains.Rank)
 
@@ -622,9 +635,13 @@ class CNNLayerNormalize(_AttributeSettings, VTKPythonAlgorithmBase):
             width, height, levels = source.GetDimensions()
             points = source.GetPointData()
             names = [points.GetArrayName(i) for i in range(points.GetNumberOfArrays())]
-            ranks = [numpy_support.vtk_to_numpy(points.GetArray(n)).reshape(levels, height, width) for n in rank_names(names)]
+            def stack(name: str) -> np.ndarray:
+                return numpy_support.vtk_to_numpy(points.GetArray(name)).reshape(levels, height, width)
+
+            ranks = [stack(n) for n in rank_names(names)]
+            layercam = stack("layercam") if "layercam" in names else None
             activation, kept = layer_view(ranks, self._channels, self._rank, self._normalization,
-                                          self._percentiles, self._first, self._last)
+                                          self._percentiles, self._first, self._last, layercam=layercam)
             output = vtkImageData.GetData(outInfo, 0)
             if kept.stop - kept.start == levels:
                 output.ShallowCopy(source)  # every level kept: share the input arrays, copy nothing

@@ -21,4 +21,7 @@ if data.IsA("vtkImageData"):
     report["rank0_range"] = list(rank0.GetRange())
     top_left = data.ComputePointId([0, extent[3], 5])
     report["rank0_level5_top_left"] = rank0.GetValue(top_left)
+    layercam = points.GetArray("layercam")
+    if layercam is not None:
+        report["layercam_level5_top_left"] = layercam.GetValue(top_left)
 print(json.dumps(report))
