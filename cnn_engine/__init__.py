@@ -11,7 +11,9 @@ The public API, stable for scripts and notebooks::
     vol.predictions[0].label     # the top-1 class
     vol.to_netcdf("cat.nc")      # CF netCDF that ParaView's stock reader opens
     vol.to_vtk()                 # vtkImageData, upright in ParaView
-    cnn_engine.compute_volume(model, "cat.jpg", evidence="gradcam", target="tabby").evidence
+    vol = cnn_engine.compute_volume(model, "cat.jpg", evidence="gradcam", target="tabby")
+    cnn_engine.faithfulness(model, "cat.jpg", vol.evidence, target="tabby").insertion   # RISE scores
+    cnn_engine.sanity_check(model, "cat.jpg", "gradcam").passed   # model randomisation check
 
 ParaView is never imported by the engine; VTK only by ``to_vtk``.
 """
@@ -31,6 +33,8 @@ from .errors import (  # noqa: E402
 from .models import CnnModel, available_models, load_default_model, load_model  # noqa: E402
 from .evidence import EvidenceError, EvidenceInfo, EvidenceSettings  # noqa: E402
 from .compute import compute_volume  # noqa: E402
+from .faithfulness import Faithfulness, FaithfulnessError, faithfulness  # noqa: E402
+from .sanity import SanityCheck, sanity_check  # noqa: E402
 from .normalize import NORMALIZATIONS, normalize  # noqa: E402
 from .volume import ActivationVolume, LevelInfo, Prediction, Provenance  # noqa: E402
 from .netcdf import read_netcdf, write_netcdf  # noqa: E402
@@ -42,6 +46,8 @@ __all__ = [
     "EvidenceError",
     "EvidenceInfo",
     "EvidenceSettings",
+    "Faithfulness",
+    "FaithfulnessError",
     "FormatError",
     "ImageError",
     "LayerError",
@@ -51,13 +57,16 @@ __all__ = [
     "OutputError",
     "Prediction",
     "Provenance",
+    "SanityCheck",
     "WeightsError",
     "WeightsUnavailableError",
     "available_models",
     "compute_volume",
+    "faithfulness",
     "load_default_model",
     "load_model",
     "normalize",
     "read_netcdf",
+    "sanity_check",
     "write_netcdf",
 ]

@@ -16,6 +16,7 @@ from .atomic import describe_file_type, os_error_advice
 from .errors import CnnEngineError, ImageError, OutputError
 from .evidence import METHODS, OCCLUDERS, EvidenceSettings
 from .images import IMAGE_EXTENSIONS
+from .compute import level_geometry
 from .layers import LAYER_SETS, REFERENCE_SIZE, probe_shapes
 from .models import DEFAULT_MODEL, DEVICES, OFFLINE_MODEL, available_models, load_default_model, load_model
 from .netcdf import check_writable
@@ -75,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     _model_options(explain)
     _evidence_options(explain, required=True)
     _volume_options(explain)
+    _trust_options(explain)
     explain.set_defaults(run=_explain)
 
     demo = commands.add_parser(
@@ -131,7 +133,8 @@ def _volume_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("volume")
     group.add_argument("--layers", default="blocks", help=f"layer set ({', '.join(LAYER_SETS)}) or comma-separated layer names")
     group.add_argument("--top-k", type=int, default=4, help="channels kept per layer (default 4)")
-    group.add_argument("--rank-by", choices=RANK_BY, default="mean", help="channel ranking (default mean)")
+    group.add_argument("--rank-by", choices=RANK_BY, default="mean", help="channel ranking: mean, max, l2 activation, or effect / ablation on the --target class "
+                            "(default mean; ablation runs the network once per channel: use few layers)")
     group.add_argument("--normalization", choices=NORMALIZATIONS, default="per-level-minmax",
                        help="scaling of the exported values (default per-level-minmax)")
     group.add_argument("--input-size", type=int, default=224, help="network input size in pixels (default 224)")
@@ -144,12 +147,30 @@ def _evidence_options(parser: argparse.ArgumentParser, required: bool) -> None:
     group = parser.add_argument_group("class evidence")
     name = "--method" if required else "--evidence"
     group.add_argument(name, dest="evidence", choices=METHODS, required=required, default=None,
-                       help="cam (global-pooling + linear models), gradcam (any model), occlusion")
-    group.add_argument("--target", default=None, help="class label or index to explain (default: the top-1 class)")
+                       help="cam (global-pooling + linear models), gradcam (any model), occlusion, "
+                            "layercam (every level, as the volume array layercam)")
+    group.add_argument("--target", default=None, help="class label or index to explain, and to rank channels by with --rank-by effect/ablation "
+                            "(default: the top-1 class)")
     group.add_argument("--evidence-layer", default=None, help="Grad-CAM layer (default: the last spatial block)")
     group.add_argument("--patch", type=int, default=32, help="occlusion patch side in pixels (default 32)")
     group.add_argument("--stride", type=int, default=16, help="occlusion stride in pixels (default 16)")
     group.add_argument("--occluder", choices=OCCLUDERS, default="mean", help="what hides a patch (default mean colour)")
+
+
+def _trust_options(parser: argparse.ArgumentParser) -> None:
+    from .faithfulness import BASELINES
+
+    group = parser.add_argument_group("how far to trust the map")
+    group.add_argument("--score", action="store_true",
+                       help="deletion and insertion scores (RISE) of the map beside a random map and a centred prior, "
+                            "and their curves as a PNG")
+    group.add_argument("--curves", metavar="PNG", default=None,
+                       help="where --score draws the curves (default: PICTURE's name + _scores.png, beside it)")
+    group.add_argument("--baseline", choices=BASELINES, default="blur",
+                       help="what replaces removed pixels for --score (default blur)")
+    group.add_argument("--steps", type=int, default=50, help="steps per --score curve (default 50)")
+    group.add_argument("--sanity", action="store_true",
+                       help="model-randomisation check: does the map change when the weights are random?")
 
 
 def _evidence_settings(args: argparse.Namespace):
@@ -239,7 +260,7 @@ def _compute(model, image: Path, args: argparse.Namespace):
     return compute_volume(
         model, image, layers=args.layers, top_k=args.top_k, rank_by=args.rank_by, input_size=args.input_size,
         fit=args.fit, interpolation=args.interpolation, level_spacing=args.level_spacing,
-        evidence=_evidence_settings(args),
+        evidence=_evidence_settings(args), target=args.target,
     )
 
 
@@ -292,11 +313,13 @@ def _print_summary(volume, target: Path) -> None:
     print(f"model {prov.model}, weights {prov.weights}{trained}{note}")
     print(f"image {prov.image_path}  ->  input {prov.input_size[1]}x{prov.input_size[0]} px ({prov.preprocessing['fit']})")
     print(f"{len(volume.levels)} levels, top {volume.top_k} channels each by {prov.rank_by}:")
-    print(f"  {'#':>3}  {'level':<22} {'type':<18} {'channels x h x w':<18} stride  top channels")
+    print(f"  {'#':>3}  {'level':<22} {'type':<18} {'channels x h x w':<18} stride  field  top channels")
     for level in volume.levels:
         shape = "x".join(str(v) for v in level.native_shape)
         channels = ",".join(str(c) for c in level.channels if c >= 0)
-        print(f"  {level.index:>3}  {level.name:<22} {level.layer_type:<18} {shape:<18} {_stride(level.stride):>6}  {channels}")
+        print(f"  {level.index:>3}  {level.name:<22} {level.layer_type:<18} {shape:<18} {_stride(level.stride):>6} "
+              f"{_stride(level.receptive_field):>6}  {channels}")
+    _print_geometry_notes(level.geometry for level in volume.levels)
     _print_predictions(volume)
     if volume.evidence_info is not None:
         print(f"evidence: {_describe_evidence(volume.evidence_info)}")
@@ -326,14 +349,62 @@ def _explain(args: argparse.Namespace) -> int:
     check_writable(args.output)
     if args.nc:
         check_writable(args.nc)
-    volume = _compute(_load(args), image, args)
+    curves = _curves_path(args)
+    model = _load(args)
+    volume = _compute(model, image, args)
     path = save_picture(explain_figure(volume).rgb, args.output)
     _print_predictions(volume)
     print(f"evidence: {_describe_evidence(volume.evidence_info)}")
     print(f"wrote {path}")
     if args.nc:
         print(f"wrote {volume.normalized(args.normalization).to_netcdf(args.nc)}")
+    if curves is not None:
+        _score(model, image, volume, curves, args)
+    if args.sanity:
+        from .sanity import sanity_check
+
+        print("\n".join(sanity_check(model, image, _evidence_settings(args), reference=volume).summary()))
     return 0
+
+
+def _curves_path(args: argparse.Namespace) -> Path | None:
+    """Where --score draws its curves (checked before any computing), or None without --score."""
+    from .faithfulness_plot import check_curves_path
+
+    if args.curves and not args.score:
+        raise CnnEngineError("--curves is where --score draws its curves: add --score, or leave --curves out")
+    if not args.score:
+        return None
+    if args.steps < 1:
+        raise CnnEngineError(f"--steps must be at least 1, not {args.steps}")
+    output = Path(args.output)
+    return check_curves_path(args.curves or output.with_name(f"{output.stem}_scores.png"))
+
+
+def _score(model, image: Path, volume, curves: Path, args: argparse.Namespace) -> None:
+    """Print the faithfulness scores of the volume's evidence map and draw their curves."""
+    from tqdm import tqdm
+
+    from .faithfulness import faithfulness
+    from .faithfulness_plot import save_curves
+    from .overlay import _METHOD_NAMES
+
+    with tqdm(unit="image", desc="scoring", file=sys.stderr, dynamic_ncols=True, leave=False) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        result = faithfulness(model, image, volume, baseline=args.baseline, steps=args.steps, progress=progress,
+                              input_size=args.input_size, fit=args.fit)
+    print("\n".join(result.summary()))
+    method = volume.evidence_info.method
+    print(f"wrote {save_curves(result, curves, name=_METHOD_NAMES.get(method, method))}")
+
+
+def _print_geometry_notes(notes) -> None:
+    """Say once where a level's cells could not be placed from the graph (see cnn_engine.receptive)."""
+    for note in dict.fromkeys(n for n in notes if n != "exact"):
+        print(f"note: geometry {note}")
 
 
 def _stride(stride: tuple[float, float]) -> str:
@@ -348,6 +419,7 @@ def _demo(args: argparse.Namespace) -> int:
     settings = argparse.Namespace(
         model=None, weights=None, device=args.device, layers="blocks", top_k=4, rank_by="mean", input_size=224,
         fit="short-side", interpolation="nearest", level_spacing=None, normalization="per-level-minmax", evidence=None,
+        target=None,
     )
     return _export_all(_load(settings), images, targets, settings)
 
@@ -364,12 +436,18 @@ def _layers(args: argparse.Namespace) -> int:
         width = height = args.input_size
         grid = f"{width}x{height} px, for a square input (--image IMAGE shows the grid of an image)"
     shapes = probe_shapes(model.module, [level.node for level in levels], (height, width))
+    geometry = model.geometry((height, width))
     print(f"{model.name}, layer set {args.layers!r}: {len(levels)} levels at {grid}")
-    print(f"{'#':>4}  {'name':<28} {'type':<22} {'channels x h x w':<18} stride")
+    print("stride: input pixels between cells; field: receptive field side; centre: of cell (0, 0), in input pixels")
+    print(f"{'#':>4}  {'name':<28} {'type':<22} {'channels x h x w':<18} stride  field  centre")
+    notes = []
     for index, level in enumerate(levels):
         _, channels, h, w = shapes[level.node]
-        stride = _stride((height / h, width / w))
-        print(f"{index:>4}  {level.name:<28} {level.layer_type:<22} {f'{channels}x{h}x{w}':<18} {stride}")
+        cells = level_geometry(geometry, level.node, (h, w), (height, width))
+        notes.append(cells.note)
+        print(f"{index:>4}  {level.name:<28} {level.layer_type:<22} {f'{channels}x{h}x{w}':<18} "
+              f"{_stride(cells.stride):>6} {_stride(cells.receptive_field):>6}  {_stride(cells.offset)}")
+    _print_geometry_notes(notes)
     return 0
 
 

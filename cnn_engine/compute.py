@@ -149,7 +149,7 @@ def compute_volume(
 
     def choose_target(logits: torch.Tensor) -> int:
         settle_labels(model, int(logits.shape[1]))  # a plain module's labels, from its output
-        chosen["target"] = resolve_target(class_target, model.categories, int(logits[0].argmax()))
+        chosen["target"] = resolve_target(class_target, model.categories, int(logits[0].argmax()), int(logits.shape[1]))
         return chosen["target"]
 
     if rank_by == "effect" or method in ("gradcam", "layercam"):
@@ -330,7 +330,7 @@ def _evidence(model, settings, logits, kept, linear, node, x, geometry, size) ->
     from .evidence.occlusion import occlusion_map
 
     probabilities = torch.softmax(logits.detach()[0].float(), dim=0)
-    target = resolve_target(settings.target, model.categories, int(probabilities.argmax()))
+    target = resolve_target(settings.target, model.categories, int(probabilities.argmax()), probabilities.numel())
     details: dict = {}
     if settings.method == "occlusion":
         values, images = occlusion_map(model.module, x, target, float(probabilities[target]), settings.patch,

@@ -251,3 +251,45 @@ def test_torchscript_weights_are_refused_without_trust_torchscript(cat_path, tmp
                   "--weights", str(weights), "--top-k", "1", "--trust-torchscript")
     assert trusted.returncode == 0, trusted.stderr
     assert cnn_engine.read_netcdf(tmp_path / "trusted.nc").provenance.weights == f"file:{weights.resolve()}"
+
+
+def test_explain_score_prints_the_scores_in_plain_words_and_draws_the_curves(cat_path, tmp_path):
+    from PIL import Image
+
+    result = run("explain", str(cat_path), "--model", "efficientnet_lite0", "--method", "cam", "--input-size", "112",
+                 "-o", str(tmp_path / "cat_cam.png"), "--score", "--steps", "4")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert ("faithfulness (RISE deletion/insertion, 4 steps, blur baseline) for Egyptian cat (class 285, "
+            "probability 0.96") in result.stdout
+    assert any(line.startswith("  deletion AUC ") and "(lower is better; random map " in line for line in lines)
+    assert any(line.startswith("  insertion AUC ") and "(higher is better; random map " in line for line in lines)
+    assert any(line.startswith("  against a random map: ") for line in lines)
+    assert any(line.startswith("  against the centred prior: ") for line in lines)
+    assert lines[-1] == f"wrote {tmp_path / 'cat_cam_scores.png'}"
+    assert Image.open(tmp_path / "cat_cam_scores.png").size == (1100, 420)
+
+
+def test_explain_sanity_says_whether_the_map_passed(cat_path, tmp_path):
+    result = run("explain", str(cat_path), "--model", "efficientnet_lite0", "--method", "cam", "--input-size", "112",
+                 "-o", str(tmp_path / "cat_cam.png"), "--sanity")
+    assert result.returncode == 0, result.stderr
+    assert ("sanity check (model randomisation, Adebayo et al. 2018) of cam for Egyptian cat (class 285): Spearman "
+            "rho between the model's map and those of 3 copies with all weights re-initialised: flat, ") in result.stdout
+    assert result.stdout.splitlines()[-1].startswith(
+        "  passed: the map changed substantially when the weights were randomised (mean |rho| 0.")
+    assert not (tmp_path / "cat_cam_scores.png").exists()  # no --score, no curves
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--curves", "curves.png"], "cnnvis: error: --curves is where --score draws its curves: add --score, or leave "
+                                 "--curves out"),
+    (["--score", "--curves", "curves.jpg"], "cnnvis: error: cannot write the score curves to curves.jpg: they are a "
+                                            "PNG picture; give a name ending in .png"),
+    (["--score", "--steps", "0"], "cnnvis: error: --steps must be at least 1, not 0"),
+])
+def test_explain_score_options_are_checked_before_anything_runs(options, message, cat_path, tmp_path):
+    result = run("explain", str(cat_path), "--method", "cam", "-o", "cat.png", *options, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == message + "\n"
+    assert not list(tmp_path.iterdir())

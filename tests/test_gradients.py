@@ -83,3 +83,15 @@ def test_gradients_leave_in_place_activations_as_they_were(resnet50_random, cat_
     vol = cnn_engine.compute_volume(resnet50_random, cat_path, layers=["relu", "layer1.0"], top_k=1, rank_by="effect")
     assert vol.levels[0].name == "relu"
     assert all(m.inplace for m in resnet50_random.module.modules() if hasattr(m, "inplace"))
+
+
+def test_a_class_index_is_a_target_for_a_plain_module_without_labels():
+    from torchvision.models import resnet18
+
+    module = resnet18(num_classes=10).eval()
+    picture = (np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)
+    vol = cnn_engine.compute_volume(module, picture, layers=["layer4"], top_k=1, input_size=64, rank_by="effect",
+                                    evidence="gradcam", target=3)
+    assert (vol.provenance.rank_target, vol.evidence_info.target_index, vol.evidence_info.target_label) == (3, 3, "class 3")
+    with pytest.raises(cnn_engine.EvidenceError, match="out of range: the model has classes 0 to 9"):
+        cnn_engine.compute_volume(module, picture, layers=["layer4"], top_k=1, input_size=64, evidence="cam", target=10)

@@ -86,15 +86,20 @@ class EvidenceInfo:
         return f"{self.method}: {self.target_label} ({self.target_index})"
 
 
-def resolve_target(target: Target, categories: tuple[str, ...], top1: int) -> int:
-    """A class index from an index, a label (case-insensitive) or None (the top-1 class)."""
+def resolve_target(target: Target, categories: tuple[str, ...], top1: int, classes: int | None = None) -> int:
+    """A class index from an index, a label (case-insensitive) or None (the top-1 class).
+
+    ``classes`` is the number of model outputs when known (a plain module may have no labels);
+    otherwise the number of labels.
+    """
     if target is None or (isinstance(target, str) and not target.strip()):
         return top1
     if isinstance(target, str) and target.strip().lstrip("-").isdigit():
         target = int(target.strip())
     if isinstance(target, int):
-        if not 0 <= target < len(categories):
-            raise EvidenceError(f"target class {target} is out of range: the model has classes 0 to {len(categories) - 1}")
+        count = len(categories) if classes is None else classes
+        if not 0 <= target < count:
+            raise EvidenceError(f"target class {target} is out of range: the model has classes 0 to {count - 1}")
         return target
     lowered = [c.lower() for c in categories]
     wanted = target.strip().lower()

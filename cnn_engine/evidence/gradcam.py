@@ -94,7 +94,9 @@ def grad_cam_pass(
     if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
         raise CnnEngineError("Grad-CAM needs a model returning class scores (batch, classes)")
     target = choose_target(logits.detach())
-    return GradCamPass(logits=logits.detach(), target=target, map=grad_cam(found["features"], logits[0, target]))
+    with torch.enable_grad():  # the caller may be in no_grad: the score must stay attached
+        values = grad_cam(found["features"], logits[0, target])
+    return GradCamPass(logits=logits.detach(), target=target, map=values)
 
 
 def _with_gradients_throughout(graph, module, x, index, choose_target, sink) -> GradCamPass:
@@ -130,5 +132,5 @@ def grad_cam_map(model: "CnnModel", x: torch.Tensor, layer: str | None = None, t
     """
     level = model.levels([layer or model.levels("blocks")[-1].name])[0]
     passed = grad_cam_pass(model.instrumented([level]), model.module, x, 0,
-                           lambda logits: resolve_target(target, model.categories, int(logits[0].argmax())))
+                           lambda logits: resolve_target(target, model.categories, int(logits[0].argmax()), int(logits.shape[1])))
     return passed.map
