@@ -152,7 +152,13 @@ def compute_volume(
         chosen["target"] = resolve_target(class_target, model.categories, int(logits[0].argmax()), int(logits.shape[1]))
         return chosen["target"]
 
-    if rank_by == "effect" or method in ("gradcam", "layercam"):
+    if method == "gradcam" and rank_by != "effect":
+        # Gradients from the Grad-CAM layer on only: the levels below it are captured as in inference.
+        from .evidence.gradcam import grad_cam_pass
+
+        grad_cam_run = grad_cam_pass(graph, model.module, x, len(levels), choose_target, capture)
+        logits, kept_features["gradcam"] = grad_cam_run.logits, grad_cam_run.map
+    elif rank_by == "effect" or method in ("gradcam", "layercam"):
         def grad_cam_of(outputs: list[torch.Tensor], logits: torch.Tensor, target_index: int) -> None:
             kept_features["gradcam"] = grad_cam(outputs[len(levels)], logits[0, target_index])
 

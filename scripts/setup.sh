@@ -43,6 +43,10 @@ wanted="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
   echo "setup: installing the project and its Python dependencies into .venv (torch is large: minutes the first time)"
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+  # The peers extra (benchmarks/bench_peers.py only) goes in as pinned, without dependency
+  # resolution: see pyproject.toml.
+  mapfile -t peers < <(.venv/bin/python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["peers"]))')
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps "${peers[@]}"
   echo "$wanted" > "$stamp"
 fi
 

@@ -52,15 +52,17 @@ def grad_cam_pass(
     (1, 3, H, W) and make the Grad-CAM map of the output its sink receives as ``index``.
 
     Autograd records from that output on only: Grad-CAM needs the class score's gradient at the
-    layer and nothing below it, so the network up to the layer runs as in inference (no saved
-    tensors; at ResNet-50's layer4.2, 0.73 to 0.87x the time of recording the whole forward pass,
-    as torch-cam and Captum do). The other outputs go to ``sink(i, value)`` as they are produced
-    (those after the layer still attached: detach them to keep them). ``choose_target(logits)``
-    gives the class index. In-place activations of ``module`` are switched off from the layer on,
-    so the layer's output reaches the backward pass as it was produced. A model that changes it
-    in place by a function call rather than a module (DenseNet's ``F.relu(x, inplace=True)``)
-    cannot run this way: it runs again with gradients throughout
-    (:func:`cnn_engine.gradients.gradient_pass`), and the sink sees the outputs a second time.
+    layer and nothing below it, so the network up to the layer runs as in inference, saving no
+    tensors. At ResNet-50's layer4.2 on the CPU that made one map cost about one inference forward
+    pass plus 3%, 0.87 to 0.96x torch-cam's time with 2 threads (which records the whole forward
+    pass) and 0.73 to 0.87x with one (benchmarks/bench_peers.py). The other outputs go to
+    ``sink(i, value)`` as they are produced (those after the layer still attached: detach them
+    to keep them). ``choose_target(logits)`` gives the class index. In-place activations of
+    ``module`` are switched off from the layer on, so the layer's output reaches the backward pass
+    as it was produced. A model that changes it in place by a function call rather than a module
+    (DenseNet's ``F.relu(x, inplace=True)``) cannot run this way: it runs again with gradients
+    throughout (:func:`cnn_engine.gradients.gradient_pass`), and the sink sees the outputs a
+    second time.
     """
     found: dict[str, torch.Tensor] = {}
     switched: list[nn.Module] = []
@@ -81,12 +83,14 @@ def grad_cam_pass(
         with torch.no_grad():
             logits = graph(x.detach(), capture)
     except RuntimeError as error:
-        if "in-place operation" not in str(error):
+        if "in-place operation" not in str(error):  # the layer's output, now a leaf, changed in place
             raise
-        return _with_gradients_throughout(graph, module, x, index, choose_target, sink)
+        logits = None
     finally:
         for m in switched:
             m.inplace = True
+    if logits is None:
+        return _with_gradients_throughout(graph, module, x, index, choose_target, sink)
     if isinstance(logits, (tuple, list)):
         logits = logits[0]
     if "features" not in found:
