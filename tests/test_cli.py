@@ -87,14 +87,15 @@ def test_debug_shows_the_traceback(tmp_path):
     assert result.returncode == 2 and "Traceback" in result.stderr
 
 
-def test_layers_lists_index_name_shape_and_stride():
+def test_layers_lists_index_name_shape_stride_receptive_field_and_centre():
     result = run("layers", "--model", "resnet50", "--layers", "blocks")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == ("resnet50, layer set 'blocks': 19 levels at 224x224 px, for a square input "
                         "(--image IMAGE shows the grid of an image)")
-    assert lines[2].split() == ["0", "input", "input", "3x224x224", "1"]
-    assert lines[-1].split() == ["18", "layer4.2", "Bottleneck", "2048x7x7", "32"]
+    assert lines[3].split() == ["0", "input", "input", "3x224x224", "1", "1", "0"]
+    # ResNet-50's layer4.2: stride 32, receptive field 427, cell (0, 0) centred on pixel (0, 0).
+    assert lines[-1].split() == ["18", "layer4.2", "Bottleneck", "2048x7x7", "32", "427", "0"]
 
 
 SUBSTITUTION = ("efficientnet_lite0 (trained, offline) runs instead of resnet50: the ImageNet weights of resnet50 "
@@ -148,9 +149,10 @@ def test_layers_with_an_image_shows_the_grid_export_gives_it(cat_path, cat_volum
     lines = result.stdout.splitlines()
     assert lines[0] == (f"resnet50, layer set 'blocks': 19 levels at 337x224 px (width x height), the input grid of "
                         f"{cat_path} (short-side, input size 224)")
-    # ResNet-50 halves 337 columns five times, rounding up: 169, 85, 43, 22, 11.
-    assert lines[-1].split() == ["18", "layer4.2", "Bottleneck", "2048x7x11", "32/30.6"]
-    printed = [line.split()[3] for line in lines[2:]]
+    # ResNet-50 halves 337 columns five times, rounding up: 169, 85, 43, 22, 11; the cells stay
+    # 32 pixels apart (the last one centred on column 320), not stretched to the width.
+    assert lines[-1].split() == ["18", "layer4.2", "Bottleneck", "2048x7x11", "32", "427", "0"]
+    printed = [line.split()[3] for line in lines[3:]]
     assert printed == ["x".join(map(str, level.native_shape)) for level in cat_volume.levels]
 
 

@@ -137,7 +137,8 @@ def test_layer_set_7_is_refused_instead_of_raising_index_error_in_the_setter():
 def test_rank_by_minus_1_is_refused_instead_of_picking_the_last_choice():
     source = cat_source()
     assert_refused(source, "RankBy", -1,
-                   "RankBy = -1 refused: it must be 0 (mean), 1 (max) or 2 (l2); RankBy stays 'mean'")
+                   "RankBy = -1 refused: it must be 0 (mean), 1 (max), 2 (l2), 3 (effect) or 4 (ablation); "
+                   "RankBy stays 'mean'")
     Delete(source)
 
 
@@ -162,10 +163,10 @@ def test_device_3_is_refused():
     Delete(source)
 
 
-def test_evidence_4_is_refused():
+def test_evidence_5_is_refused():
     source = cat_source()
-    assert_refused(source, "Evidence", 4, "Evidence = 4 refused: it must be 0 (None), 1 (CAM), 2 (GradCAM) or "
-                   "3 (Occlusion); Evidence stays 'None'")
+    assert_refused(source, "Evidence", 5, "Evidence = 5 refused: it must be 0 (None), 1 (CAM), 2 (GradCAM), "
+                   "3 (Occlusion) or 4 (LayerCAM); Evidence stays 'None'")
     Delete(source)
 
 
@@ -201,11 +202,11 @@ def test_normalization_5_is_refused():
     Delete(normalize)
 
 
-def test_channels_4_is_refused():
+def test_channels_5_is_refused():
     normalize = CNNLayerNormalize(Input=cat_source())
-    assert_refused(normalize, "Channels", 4,
-                   "Channels = 4 refused: it must be 0 (Top1), 1 (Rank), 2 (MeanTopK) or 3 (MaxTopK); "
-                   "Channels stays 'Top1'")
+    assert_refused(normalize, "Channels", 5,
+                   "Channels = 5 refused: it must be 0 (Top1), 1 (Rank), 2 (MeanTopK), 3 (MaxTopK) or "
+                   "4 (LayerCAM); Channels stays 'Top1'")
     Delete(normalize)
 
 
