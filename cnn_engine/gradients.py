@@ -104,13 +104,24 @@ def _grads(score: torch.Tensor, values: Sequence[torch.Tensor], retain: bool) ->
     return grads
 
 
-@contextlib.contextmanager
-def _not_in_place(module: nn.Module) -> Iterator[None]:
+def switch_off_in_place(module: nn.Module) -> list[nn.Module]:
+    """Switch off the in-place activations of ``module`` (they would overwrite outputs a backward
+    pass needs); returns the modules switched, for :func:`restore_in_place`."""
     switched = [m for m in module.modules() if getattr(m, "inplace", False) is True]
     for m in switched:
         m.inplace = False
+    return switched
+
+
+def restore_in_place(switched: Sequence[nn.Module]) -> None:
+    for m in switched:
+        m.inplace = True
+
+
+@contextlib.contextmanager
+def _not_in_place(module: nn.Module) -> Iterator[None]:
+    switched = switch_off_in_place(module)
     try:
         yield
     finally:
-        for m in switched:
-            m.inplace = True
+        restore_in_place(switched)

@@ -341,7 +341,7 @@ def _op_name(n: fx.Node, root: nn.Module) -> str:
     return getattr(n.target, "__name__", str(n.target))
 
 
-def cells_for_pixels(pixels: int, cells: int, offset: float, stride: float) -> "torch.Tensor":
+def cells_for_pixels(pixels: int, offset: float, stride: float) -> "torch.Tensor":
     """Continuous cell coordinate (float64) of each of ``pixels`` input pixel centres on one axis.
 
     Pixel ``i`` is at cell coordinate ``(i - offset) / stride``: 0 on cell 0's centre, 1 on

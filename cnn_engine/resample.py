@@ -28,14 +28,14 @@ INTERPOLATIONS = ("nearest", "bilinear")
 
 def nearest_cells(pixels: int, cells: int, offset: float, stride: float) -> torch.Tensor:
     """For each of ``pixels`` input pixels along one axis, the index of the cell it shows (int64)."""
-    u = cells_for_pixels(pixels, cells, offset, stride)
+    u = cells_for_pixels(pixels, offset, stride)
     return torch.floor(u + 0.5).clamp_(0, cells - 1).long()
 
 
 def bilinear_cells(pixels: int, cells: int, offset: float, stride: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Along one axis: the cells before and after each pixel (int64) and the weight of the
     later one (float32, 0 to 1), edges clamped."""
-    u = cells_for_pixels(pixels, cells, offset, stride).clamp_(0, cells - 1)
+    u = cells_for_pixels(pixels, offset, stride).clamp_(0, cells - 1)
     before = torch.floor(u).long()
     after = (before + 1).clamp_(max=cells - 1)
     return before, after, (u - before).float()
@@ -77,8 +77,8 @@ def resampled(maps: torch.Tensor, size: tuple[int, int], interpolation: str, geo
     small = maps.detach().float().cpu()
     (oy, ox), (sy, sx) = geometry.offset, geometry.stride
     if interpolation == "nearest":
-        rows, cols = nearest_cells(height, h, oy, sy), nearest_cells(width, w, ox, sx)
-        return small.index_select(1, rows).index_select(2, cols)
+        index = _nearest_flat_index(height, width, h, w, geometry.offset, geometry.stride)
+        return small.reshape(-1, h * w).index_select(1, index).view(-1, height, width)
     top, bottom, ty = bilinear_cells(height, h, oy, sy)
     left, right, tx = bilinear_cells(width, w, ox, sx)
     upper = small.index_select(1, top)

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import CnnEngineError
+from ..gradients import restore_in_place, switch_off_in_place
 from . import Target, resolve_target
 
 if TYPE_CHECKING:
@@ -74,10 +75,7 @@ def grad_cam_pass(
             return
         torch.set_grad_enabled(True)  # from here on; the no_grad block below restores the caller's mode
         found["features"] = value.requires_grad_(True)
-        for m in module.modules():
-            if getattr(m, "inplace", False) is True:
-                m.inplace = False
-                switched.append(m)
+        switched.extend(switch_off_in_place(module))
 
     try:
         with torch.no_grad():
@@ -87,8 +85,7 @@ def grad_cam_pass(
             raise
         logits = None
     finally:
-        for m in switched:
-            m.inplace = True
+        restore_in_place(switched)
     if logits is None:
         return _with_gradients_throughout(graph, module, x, index, choose_target, sink)
     if isinstance(logits, (tuple, list)):
