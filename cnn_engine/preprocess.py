@@ -28,7 +28,7 @@ from PIL import Image
 
 from .errors import CnnEngineError
 
-FITS = ("short-side", "center-crop", "native")
+from .options import FITS  # noqa: E402,F401  (options owns the names)
 DEFAULT_SIZE = 224
 DEFAULT_MAX_SIDE = 1024
 

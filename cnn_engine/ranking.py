@@ -25,10 +25,8 @@ from __future__ import annotations
 
 import torch
 
-RANK_BY = ("mean", "max", "l2", "effect", "ablation")
-
-#: Rankings that judge a channel by its effect on a target class (need the whole network).
-CLASS_RANKINGS = ("effect", "ablation")
+# Rankings that judge a channel by its effect on a target class need the whole network.
+from .options import CLASS_RANKINGS, RANK_BY  # noqa: E402,F401  (options owns the names)
 
 
 def channel_scores(maps: torch.Tensor, rank_by: str = "mean") -> torch.Tensor:

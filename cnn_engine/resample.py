@@ -23,7 +23,7 @@ import torch
 
 from .receptive import Geometry, cells_for_pixels
 
-INTERPOLATIONS = ("nearest", "bilinear")
+from .options import INTERPOLATIONS  # noqa: F401  (options owns the names)
 
 
 def nearest_cells(pixels: int, cells: int, offset: float, stride: float) -> torch.Tensor:

@@ -21,6 +21,7 @@ import torch
 
 from .compute import Progress, compute_volume, default_level_spacing
 from .models import DEFAULT_MODEL, CnnModel, default_model_name, load_default_model, load_model
+from .options import default
 from .preprocess import Preprocessing, input_grid
 from .ranking import CLASS_RANKINGS
 from .volume import ActivationVolume
@@ -35,18 +36,19 @@ class VolumeRequest:
     """Everything that decides a volume (see :func:`cnn_engine.compute_volume`)."""
 
     image: str
-    model: str = "resnet50"
-    weights: str | None = None
-    device: str = "auto"
-    layers: str = "blocks"
-    top_k: int = 4
-    rank_by: str = "mean"
-    input_size: int = 224
-    fit: str = "short-side"
-    interpolation: str = "nearest"
-    level_spacing: float | None = None
-    evidence: str | None = None  # cam, gradcam, occlusion (see cnn_engine.evidence)
-    target: str | int | None = None  # class index or label; None: the top-1 class
+    # Defaults from the one description of the options (cnn_engine.options).
+    model: str = default("model")
+    weights: str | None = default("weights")
+    device: str = default("device")
+    layers: str = default("layers")
+    top_k: int = default("top_k")
+    rank_by: str = default("rank_by")
+    input_size: int = default("input_size")
+    fit: str = default("fit")
+    interpolation: str = default("interpolation")
+    level_spacing: float | None = default("level_spacing")
+    evidence: str | None = default("evidence")  # cam, gradcam, occlusion, layercam (see cnn_engine.evidence)
+    target: str | int | None = default("target")  # class index or label; None: the top-1 class
     #: With the default model and weights (model DEFAULT_MODEL, weights None): run the trained
     #: offline model when the default weights cannot be had (see models.load_default_model).
     allow_offline: bool = False

@@ -37,8 +37,7 @@ from typing import Any, Union
 
 from ..errors import CnnEngineError
 
-METHODS = ("cam", "gradcam", "occlusion", "layercam")
-OCCLUDERS = ("mean", "blur", "noise")
+from ..options import METHODS, OCCLUDERS  # noqa: F401  (options owns the names)
 
 #: A class asked for by index (281) or label ("tabby"); None means the top-1 prediction.
 Target = Union[int, str, None]
