@@ -6,7 +6,7 @@ import datetime as _dt
 import os
 import re
 import weakref
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -15,15 +15,15 @@ from torch import nn
 from . import __version__
 from .errors import CnnEngineError
 from .evidence import EvidenceInfo, EvidenceSettings, Target, resolve_target
-from .images import ImageSource, load_image
+from .images import ImageSource, LoadedImage, load_image
 from .layers import LayerSelection, LevelSpec
 from .models import CnnModel, as_cnn_model, set_module_options, settle_labels
 from .preprocess import Preprocessing, network_input
 from .evidence.gradcam import grad_cam
 from .gradients import gradient_pass
-from .ranking import CLASS_RANKINGS, RANK_BY, top_channels
-from .receptive import Geometry, footprint_geometry
-from .resample import INTERPOLATIONS, resample_into, resampled
+from .ranking import CLASS_RANKINGS, RANK_BY
+from .builder import VolumeBuilder, level_geometry  # noqa: F401  (level_geometry: the CLI asks here)
+from .resample import INTERPOLATIONS, resampled
 from .volume import ActivationVolume, LevelInfo, Prediction, Provenance
 
 #: Called as ``progress(done, total)`` while levels are captured (and, first, channels ablated).
@@ -50,6 +50,7 @@ def compute_volume(
     labels: Sequence[str] | None = None,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
+    channels: Mapping[str, Sequence[int]] | None = None,
 ) -> ActivationVolume:
     """Run ``model`` on ``image`` and stack the chosen layer outputs into an activation volume.
 
@@ -79,6 +80,11 @@ def compute_volume(
     ``class 17`` with ``provenance.labels`` "unknown (not ImageNet-shaped)". ``mean``/``std``,
     its per-channel RGB input normalisation for pixel values in [0, 1] (default ImageNet's:
     (0.485, 0.456, 0.406) and (0.229, 0.224, 0.225)).
+
+    ``channels`` ({level name: [channel index, ...]}, e.g. from
+    :func:`cnn_engine.sets.parse_channel_list`) shows exactly those channels, in that order: the
+    volume's levels are then the listed levels (in network order, ``layers`` is not used) and
+    ``top_k`` the longest list; shorter lists get NaN maps and channel -1 on the missing ranks.
     """
     created = creation_time()  # a bad SOURCE_DATE_EPOCH fails here, before the network runs
     model = _as_model(model, labels, mean, std)
@@ -93,7 +99,11 @@ def compute_volume(
     method = settings.method if settings is not None else None
     class_target = settings.target if settings is not None else target
     loaded = load_image(image)
-    levels = model.levels(layers)
+    if channels is not None:
+        levels, explicit, top_k = explicit_levels(model, channels)
+        layers = [level.name for level in levels]
+    else:
+        levels, explicit = model.levels(layers), None
     _check_top_k(model, levels, top_k)
     evidence_node, linear = _evidence_layer(model, settings)
     graph = model.instrumented(levels + ([LevelSpec("evidence", evidence_node, "")] if evidence_node else []))
@@ -104,12 +114,11 @@ def compute_volume(
     if not level_spacing > 0:
         raise CnnEngineError(f"level spacing must be positive, not {level_spacing}")
 
-    # (rank, level, row, column): each rank's (level, row, column) block is contiguous.
     _check_memory((top_k + (method == "layercam"), len(levels), height, width))
-    block = model.output_buffer((top_k, len(levels), height, width))
+    builder = VolumeBuilder(model, levels, top_k, rank_by, interpolation, (height, width),
+                            [explicit.get(level.name) for level in levels] if explicit else None)
     layercam = np.empty((len(levels), height, width), dtype=np.float32) if method == "layercam" else None
-    geometry = model.geometry((height, width))
-    infos: list[LevelInfo | None] = [None] * len(levels)
+    geometry = builder.geometry
     kept_features: dict[str, torch.Tensor] = {}
     done_before = {"steps": 0}  # work reported before the levels (ablated channels), one progress scale
 
@@ -117,30 +126,9 @@ def compute_volume(
         if index == len(levels):  # the evidence layer, kept whole (one tensor)
             kept_features["features"] = output
             return
-        maps = output[0].detach()
-        if maps.dim() != 3:
+        if output.dim() != 4:
             raise CnnEngineError(f"layer {levels[index].name!r} gave a {tuple(output.shape)} output, not a spatial map")
-        cells = level_geometry(geometry, levels[index].node, maps.shape[1:], (height, width))
-        channels, scores = top_channels(maps, top_k, rank_by, scores)
-        kept = maps.index_select(0, channels)
-        resample_into(block[: len(channels), index], kept, interpolation, cells)
-        padding = top_k - len(channels)
-        if padding:
-            block[len(channels):, index] = np.nan
-        infos[index] = LevelInfo(
-            index=index,
-            name=levels[index].name,
-            layer_type=levels[index].layer_type,
-            native_shape=tuple(int(v) for v in maps.shape),
-            stride=cells.stride,
-            channels=tuple(channels.tolist()) + (-1,) * padding,
-            scores=tuple(scores.tolist()) + (float("nan"),) * padding,
-            raw_min=float(kept.min()),
-            raw_max=float(kept.max()),
-            receptive_field=cells.receptive_field,
-            offset=cells.offset,
-            geometry=cells.note,
-        )
+        builder.add(index, output[0], scores)
         if progress is not None:
             progress(done_before["steps"] + index + 1, done_before["steps"] + len(levels))
 
@@ -197,12 +185,25 @@ def compute_volume(
         node = levels[-1].node if method == "layercam" else evidence_node
         evidence_map, evidence_info = _evidence(model, settings, logits, kept_features, linear, node, x,
                                                 geometry, (height, width))
-    arrays = {f"rank{k}": block[k] for k in range(top_k)}
+    arrays = builder.arrays()
     if layercam is not None:
         arrays["layercam"] = layercam
+    return assemble_volume(model, builder, arrays, predictions, loaded, preprocessing, net_in.rgb, layers, level_spacing,
+                           created, chosen.get("target") if rank_by in CLASS_RANKINGS else None,
+                           evidence_map, evidence_info)
+
+
+def assemble_volume(model: CnnModel, builder: VolumeBuilder, arrays: dict[str, np.ndarray], predictions: list[Prediction],
+                    loaded: LoadedImage, preprocessing: Preprocessing, rgb: np.ndarray, layers: LayerSelection,
+                    level_spacing: float, created: str, rank_target: int | None = None,
+                    evidence_map: np.ndarray | None = None, evidence_info: EvidenceInfo | None = None,
+                    **set_fields) -> ActivationVolume:
+    """The volume of one image from its builder and what the runner knows (one owner of the
+    provenance record, for one image and for sets; ``set_fields``: ``set_index``, ``true_label``,
+    ``true_label_name``)."""
     return ActivationVolume(
         arrays=arrays,
-        levels=list(infos),
+        levels=list(builder.infos),
         predictions=predictions,
         provenance=Provenance(
             image_path=loaded.path,
@@ -212,17 +213,18 @@ def compute_volume(
             trained=model.trained,
             labels=model.labels,
             preprocessing=preprocessing.describe(),
-            input_size=(height, width),
+            input_size=tuple(int(v) for v in rgb.shape[:2]),
             layers=layers if isinstance(layers, str) else ",".join(layers),
-            top_k=top_k,
-            rank_by=rank_by,
-            interpolation=interpolation,
+            top_k=builder.top_k,
+            rank_by=builder.rank_by,
+            interpolation=builder.interpolation,
             device=str(model.device),
             engine_version=__version__,
             created=created,
-            rank_target=chosen.get("target") if rank_by in CLASS_RANKINGS else None,
+            rank_target=rank_target,
+            **set_fields,
         ),
-        image=net_in.rgb,
+        image=rgb,
         level_spacing=float(level_spacing),
         extra={"substitution": model.substitution} if model.substitution else {},
         evidence=evidence_map,
@@ -230,14 +232,16 @@ def compute_volume(
     )
 
 
-def level_geometry(geometry: dict[str, Geometry], node: str, cells: Sequence[int], size: tuple[int, int]) -> Geometry:
-    """The geometry of operation ``node`` whose output has ``cells`` (rows, columns), on an input
-    of ``size`` (height, width) pixels; where the graph gave none (or a different grid), the
-    cells are drawn on their footprint (input size / cells) and the note says so."""
-    found = geometry.get(node)
-    if found is not None:
-        return found
-    return footprint_geometry(cells, size, f"unknown for {node}: drawn on its footprint (input size / cells)")
+def explicit_levels(model: CnnModel, channels: Mapping[str, Sequence[int]]) -> tuple[list[LevelSpec], dict[str, tuple[int, ...]], int]:
+    """The levels named in ``channels`` (network order), their channels, and the longest list's length."""
+    if not channels or not all(len(c) for c in channels.values()):
+        raise CnnEngineError("explicit channels need at least one level with at least one channel, "
+                             "e.g. {'layer4.2': [12, 40]} (--channel-list 'layer4.2:12,40')")
+    resolved = model.levels(list(channels))  # one level per name, in the order given
+    explicit = {level.name: tuple(int(c) for c in given) for level, given in zip(resolved, channels.values())}
+    order = {node.name: i for i, node in enumerate(model.catalog.nodes)}
+    levels = sorted(resolved, key=lambda level: order.get(level.node, -1))  # the input first
+    return levels, explicit, max(len(c) for c in explicit.values())
 
 
 def creation_time() -> str:

@@ -23,7 +23,7 @@ import numpy as np
 
 from .errors import CnnEngineError
 
-NORMALIZATIONS = ("per-level-minmax", "per-level-percentile", "per-level-zscore", "global-minmax", "none")
+from .options import NORMALIZATIONS  # noqa: F401  (options owns the names)
 DEFAULT_PERCENTILES = (1.0, 99.0)
 
 
@@ -62,6 +62,15 @@ def normalize(
         mean = np.nanmean(values, axis=per_level, keepdims=True, dtype=np.float64).astype(np.float32)
         std = np.nanstd(values, axis=per_level, keepdims=True, dtype=np.float64).astype(np.float32)
         return _scale(values, mean, mean + std)
+
+
+def scale_levels(values: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """A float32 copy of ``values`` (levels, height, width) with level i mapped from
+    [low[i], high[i]] to [0, 1] (ranges given from outside, e.g. over a set of images: values
+    outside them land outside [0, 1]); a level without spread becomes 0, NaN stays NaN."""
+    shape = (-1, 1, 1)
+    return _scale(np.asarray(values, dtype=np.float32), np.asarray(low, dtype=np.float32).reshape(shape),
+                  np.asarray(high, dtype=np.float32).reshape(shape))
 
 
 def _level_extremes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -77,6 +77,9 @@ class Provenance:
     ``ImageNet (assumed: 1000 outputs)``, ``given (N classes)`` or ``unknown (not ImageNet-shaped)``
     (files written before this field read as ``ImageNet``). ``rank_target`` is the class index
     the ``effect`` and ``ablation`` rankings were made for (None for the other rankings).
+    For an image of a set (:func:`cnn_engine.compute_volumes`): ``set_index`` is its position in
+    the set, ``true_label`` its class index in the model's labels and ``true_label_name`` the
+    label as the set gives it (folder name, list-file label); None when unknown or not in a set.
     """
 
     image_path: str | None
@@ -95,6 +98,9 @@ class Provenance:
     created: str
     labels: str = "ImageNet"
     rank_target: int | None = None
+    set_index: int | None = None
+    true_label: int | None = None
+    true_label_name: str | None = None
 
 
 @dataclass
