@@ -207,10 +207,10 @@ def test_labels_and_normalisation_are_refused_for_a_loaded_model(resnet50_random
 
 
 def test_unknown_training_travels_through_netcdf_as_unknown(cat_path, tmp_path):
-    from scipy.io import netcdf_file
+    from cnn_engine.netcdf import VolumeFile
 
     path = cnn_engine.compute_volume(_ten_class_module(), cat_path, top_k=1).to_netcdf(tmp_path / "plain.nc")
     back = cnn_engine.read_netcdf(path)
     assert (back.provenance.trained, back.provenance.labels) == (None, "unknown (not ImageNet-shaped)")
-    with netcdf_file(path, "r", mmap=False) as nc:
-        assert int(nc.trained) == -1
+    with VolumeFile(path) as nc:  # either netCDF format
+        assert int(nc.attribute("trained")) == -1

@@ -1,9 +1,14 @@
-"""netCDF export: a round trip keeps everything; a failed write leaves nothing behind; other tools
-(xarray, any CF reader) read the text, names and units as the volume has them."""
+"""netCDF export: a round trip keeps everything, in both formats; a failed write leaves nothing
+behind; other tools (xarray, any CF reader) read the text, names and units as the volume has them;
+the default netCDF-4 is compressed per level and as reproducible as netCDF-3."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +18,16 @@ from scipy.io import netcdf_file
 
 import cnn_engine
 from cnn_engine import FormatError, OutputError
+from cnn_engine.netcdf import DEFLATE_LEVEL, NETCDF_FORMATS, netcdf4_library
+
+
+@contextlib.contextmanager
+def _dataset(path):
+    """The file as the netCDF library sees it: raw values (chars as chars), text attributes as str."""
+    with netcdf4_library().Dataset(str(path)) as nc:
+        nc.set_auto_maskandscale(False)
+        nc.set_auto_chartostring(False)
+        yield nc
 
 
 def test_round_trip_keeps_arrays_and_metadata(cat_volume, tmp_path):
@@ -29,10 +44,13 @@ def test_round_trip_keeps_arrays_and_metadata(cat_volume, tmp_path):
         assert np.array_equal(back.arrays[name], values, equal_nan=True)
 
 
-def test_raw_round_trip_is_bit_identical(cat_volume, tmp_path):
-    back = cnn_engine.read_netcdf(cnn_engine.write_netcdf(cat_volume, tmp_path / "raw.nc"))
-    assert back.normalization == "none"
-    assert np.array_equal(back.arrays["rank0"], cat_volume.arrays["rank0"], equal_nan=True)
+@pytest.mark.parametrize("format", NETCDF_FORMATS)
+def test_raw_round_trip_is_bit_identical(cat_volume, tmp_path, format):
+    back = cnn_engine.read_netcdf(cnn_engine.write_netcdf(cat_volume, tmp_path / "raw.nc", format=format))
+    assert back.normalization == "none" and back.metadata_json() == cat_volume.metadata_json()
+    for name, values in cat_volume.arrays.items():
+        assert np.array_equal(back.arrays[name], values, equal_nan=True), name
+    assert np.array_equal(back.image, cat_volume.image)
 
 
 def test_folder_given_as_output_file_is_reported(cat_volume, tmp_path):
@@ -64,7 +82,7 @@ def test_failed_write_leaves_no_file_and_no_temporary(cat_volume, tmp_path):
 
 def test_reading_a_foreign_file_is_a_format_error(tmp_path):
     (tmp_path / "x.nc").write_text("not netcdf")
-    with pytest.raises(FormatError, match="not a netCDF-3 file"):
+    with pytest.raises(FormatError, match=r"not a netCDF file: .*x\.nc \(neither netCDF-3 nor netCDF-4/HDF5\)"):
         cnn_engine.read_netcdf(tmp_path / "x.nc")
 
 
@@ -111,8 +129,8 @@ def accented_volume(evidence_volume):
 
 
 def _text_variables(path) -> list[str]:
-    with netcdf_file(str(path), "r", mmap=False) as nc:
-        return sorted(name for name, var in nc.variables.items() if var.typecode() == "c")
+    with _dataset(path) as nc:
+        return sorted(name for name, var in nc.variables.items() if var.dtype == np.dtype("S1"))
 
 
 def test_xarray_reads_every_text_variable_as_the_volume_values(evidence_volume, evidence_file):
@@ -129,26 +147,26 @@ def test_xarray_reads_every_text_variable_as_the_volume_values(evidence_volume, 
 
 
 def test_char_variables_hold_the_utf8_bytes_nul_padded(evidence_file):
-    with netcdf_file(str(evidence_file), "r", mmap=False) as nc:
+    with _dataset(evidence_file) as nc:
         names = nc.variables["level_name"]
-        assert names.dimensions == ("level", "level_name_strlen") and names.data.shape == (19, 8)
-        assert names.data[0].tobytes() == b"input\0\0\0" and names.data[3].tobytes() == b"layer1.0"
-        assert names._Encoding == b"utf-8"
+        assert names.dimensions == ("level", "level_name_strlen") and names.shape == (19, 8)
+        assert names[0].tobytes() == b"input\0\0\0" and names[3].tobytes() == b"layer1.0"
+        assert names.getncattr("_Encoding") == "utf-8"
 
 
 def test_every_variable_has_a_long_name(evidence_file):
-    with netcdf_file(str(evidence_file), "r", mmap=False) as nc:
+    with _dataset(evidence_file) as nc:
         assert {"x", "y", "level", "image_luminance", "image_rgb", "target_evidence"} <= set(nc.variables)
-        assert [name for name, var in nc.variables.items() if not getattr(var, "long_name", b"").strip()] == []
+        assert [name for name, var in nc.variables.items() if not var.__dict__.get("long_name", "").strip()] == []
 
 
 def test_units_are_udunits_dimensionless_and_absent_only_on_text_indices_and_counts(evidence_file):
-    with netcdf_file(str(evidence_file), "r", mmap=False) as nc:
-        units = {name: getattr(var, "units", None) for name, var in nc.variables.items()}
+    with _dataset(evidence_file) as nc:
+        units = {name: var.__dict__.get("units") for name, var in nc.variables.items()}
     no_units = {"level_index", "level_name", "level_type", "level_geometry", "level_native_shape",
                 "level_channel_index", "prediction_index", "prediction_label"}
     assert {name for name, value in units.items() if value is None} == no_units
-    assert {value for name, value in units.items() if name not in no_units} == {b"1"}
+    assert {value for name, value in units.items() if name not in no_units} == {"1"}
 
 
 def test_conventions_is_cf_1_8(evidence_file):
@@ -251,12 +269,12 @@ def test_level_geometry_variables_hold_each_levels_cells_in_input_pixels(evidenc
 
 
 def test_level_geometry_variables_say_how_cells_map_to_pixels(evidence_file):
-    with netcdf_file(str(evidence_file), "r", mmap=False) as nc:
+    with _dataset(evidence_file) as nc:
         for name in ("level_stride", "level_receptive_field", "level_offset"):
             var = nc.variables[name]
-            assert b"input pixels" in var.long_name and var.units == b"1", name
-            assert b"(level_offset[0] + r * level_stride[0], level_offset[1] + c * level_stride[1])" in var.comment
-        assert b"exact" in nc.variables["level_geometry"].long_name
+            assert "input pixels" in var.long_name and var.units == "1", name
+            assert "(level_offset[0] + r * level_stride[0], level_offset[1] + c * level_stride[1])" in var.comment
+        assert "exact" in nc.variables["level_geometry"].long_name
 
 
 def test_geometry_round_trips_through_read_netcdf(evidence_volume, evidence_file):
@@ -266,10 +284,10 @@ def test_geometry_round_trips_through_read_netcdf(evidence_volume, evidence_file
 
 
 def test_scores_say_they_were_ranked_by_mean_activation(evidence_file):
-    with netcdf_file(str(evidence_file), "r", mmap=False) as nc:
+    with _dataset(evidence_file) as nc:
         scores = nc.variables["level_channel_score"]
-        assert scores.ranking == b"mean" and scores.comment == b"mean activation of the channel's map"
-        assert not hasattr(scores, "target_index")
+        assert scores.ranking == "mean" and scores.comment == "mean activation of the channel's map"
+        assert "target_index" not in scores.ncattrs()
 
 
 def test_scores_say_they_were_ranked_by_effect_on_the_target_class(layercam_file):
@@ -281,13 +299,13 @@ def test_scores_say_they_were_ranked_by_effect_on_the_target_class(layercam_file
 
 
 def test_layercam_is_a_level_y_x_variable_upright_like_the_ranks(layercam_volume, layercam_file):
-    with netcdf_file(str(layercam_file), "r", mmap=False) as nc:
+    with _dataset(layercam_file) as nc:
         layercam = nc.variables["layercam"]
-        assert layercam.dimensions == ("level", "y", "x") and nc.dimensions["rank"] == 2
-        assert np.array_equal(layercam.data, layercam_volume.arrays["layercam"][:, ::-1, :])
-        assert layercam.method == b"layercam" and layercam.target_index == 281 and layercam.target_label == b"tabby"
-        assert layercam.long_name == b"LayerCAM class evidence of each level for tabby (class 281)"
-        assert layercam.units == b"1" and layercam.normalization == b"per-level-minmax"
+        assert layercam.dimensions == ("level", "y", "x") and len(nc.dimensions["rank"]) == 2
+        assert np.array_equal(layercam[:], layercam_volume.arrays["layercam"][:, ::-1, :])
+        assert layercam.method == "layercam" and layercam.target_index == 281 and layercam.target_label == "tabby"
+        assert layercam.long_name == "LayerCAM class evidence of each level for tabby (class 281)"
+        assert layercam.units == "1" and layercam.normalization == "per-level-minmax"
 
 
 def test_layercam_round_trips_beside_the_ranks_without_being_one(layercam_volume, layercam_file):
@@ -315,3 +333,91 @@ def test_file_written_before_geometry_is_written_again_with_nan_geometry(tmp_pat
         assert np.isnan(ds.level_receptive_field.values).all() and np.isnan(ds.level_offset.values).all()
         assert set(ds.level_geometry.values.tolist()) == {"unknown"}
         assert "layercam" not in ds.variables
+
+
+# The two formats: compressed netCDF-4 (the default) and netCDF-3.
+
+@pytest.fixture(scope="module")
+def small_volume():
+    """resnet18 (random weights) on the cat at 64 pixels: 11 levels x 4 ranks x 64 x 96."""
+    model = cnn_engine.load_model("resnet18", weights="random", device="cpu")
+    return cnn_engine.compute_volume(model, Path(__file__).parent.parent / "sample_images" / "cat.jpg",
+                                     input_size=64).normalized()
+
+
+def test_default_format_is_netcdf4_deflated_one_level_plane_per_chunk(small_volume, tmp_path):
+    path = small_volume.to_netcdf(tmp_path / "cat.nc")
+    assert path.read_bytes()[:8] == b"\x89HDF\r\n\x1a\n"
+    with _dataset(path) as nc:
+        assert nc.data_model == "NETCDF4"
+        for name in ("rank0", "rank3", "image_luminance"):
+            assert nc.variables[name].chunking() == [1, 64, 96], name
+            assert nc.variables[name].filters()["zlib"] and nc.variables[name].filters()["shuffle"], name
+            assert nc.variables[name].filters()["complevel"] == DEFLATE_LEVEL == 1, name
+        assert nc.variables["level_name"].chunking() == "contiguous"
+        assert [name for name, var in nc.variables.items() if "_FillValue" in var.ncattrs()] == []
+
+
+def test_netcdf3_format_is_the_classic_64_bit_offset_file_scipy_reads(small_volume, tmp_path):
+    path = cnn_engine.write_netcdf(small_volume, tmp_path / "cat.nc", format="netcdf3")
+    assert path.read_bytes()[:4] == b"CDF\x02"
+    with netcdf_file(str(path), "r", mmap=False) as nc:
+        assert nc.variables["rank0"].dimensions == ("level", "y", "x") and nc.cnn_format == b"cnn_engine activation volume"
+
+
+def test_both_formats_hold_the_same_variables_dimensions_and_attributes(small_volume, tmp_path):
+    def layout(path):
+        with _dataset(path) as nc:
+            return ({name: len(dim) for name, dim in nc.dimensions.items()},
+                    {name: (var.dtype.str[1:], var.dimensions, var.__dict__) for name, var in nc.variables.items()},
+                    nc.__dict__)
+
+    four = layout(cnn_engine.write_netcdf(small_volume, tmp_path / "4.nc", format="netcdf4"))
+    three = layout(cnn_engine.write_netcdf(small_volume, tmp_path / "3.nc", format="netcdf3"))
+    assert four == three
+
+
+def test_compressed_file_is_a_fifth_of_the_netcdf3_file(cat_volume, tmp_path):
+    """ResNet-50, the cat: 19 levels x 4 ranks x 224 x 337, per-level min-max (the export default)."""
+    volume = cat_volume.normalized()
+    three = cnn_engine.write_netcdf(volume, tmp_path / "3.nc", format="netcdf3").stat().st_size
+    four = cnn_engine.write_netcdf(volume, tmp_path / "4.nc").stat().st_size
+    assert three > 29_000_000 and four < three / 4
+
+
+@pytest.mark.parametrize("format", NETCDF_FORMATS)
+def test_two_writes_of_a_volume_are_byte_identical(small_volume, tmp_path, format):
+    first = cnn_engine.write_netcdf(small_volume, tmp_path / "first.nc", format=format).read_bytes()
+    time.sleep(1.1)  # HDF5 stores times in whole seconds: a time in the file would differ now
+    second = cnn_engine.write_netcdf(small_volume, tmp_path / "second.nc", format=format).read_bytes()
+    assert first == second
+
+
+def test_netcdf4_write_leaves_only_the_file(small_volume, tmp_path):
+    """HDF5 writes a scratch file that has a name only while HDF5 creates it: it is gone after."""
+    scratch = [name for name in os.listdir(tempfile.gettempdir()) if name.startswith(".cat.nc.")]
+    small_volume.to_netcdf(tmp_path / "cat.nc")
+    assert os.listdir(tmp_path) == ["cat.nc"]
+    assert [name for name in os.listdir(tempfile.gettempdir()) if name.startswith(".cat.nc.")] == scratch
+
+
+def test_unknown_format_is_a_format_error_before_anything_is_written(small_volume, tmp_path):
+    with pytest.raises(FormatError, match=r"unknown netCDF format 'hdf5': choose one of netcdf4, netcdf3"):
+        cnn_engine.write_netcdf(small_volume, tmp_path / "x.nc", format="hdf5")
+    assert os.listdir(tmp_path) == []
+
+
+def test_set_position_and_true_label_travel_in_a_single_image_file(small_volume, tmp_path):
+    provenance = dataclasses.replace(small_volume.provenance, set_index=7, true_label=281,
+                                     true_label_name="n02123045")
+    volume = dataclasses.replace(small_volume, provenance=provenance)
+    path = volume.to_netcdf(tmp_path / "cat.nc")
+    back = cnn_engine.read_netcdf(path).provenance
+    assert (back.set_index, back.true_label, back.true_label_name) == (7, 281, "n02123045")
+    with xr.open_dataset(path) as ds:
+        assert (ds.attrs["set_index"], ds.attrs["true_label"], ds.attrs["true_label_name"]) == (7, 281, "n02123045")
+
+
+def test_file_written_before_sets_reads_without_set_position_or_true_label():
+    old = cnn_engine.read_netcdf(FILE_BEFORE_GEOMETRY).provenance
+    assert (old.set_index, old.true_label, old.true_label_name) == (None, None, None)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.io import netcdf_file
 
 import cnn_engine
+from cnn_engine.netcdf import VolumeFile
 
 SIZE = 224
 
@@ -31,10 +31,10 @@ def test_marker_is_at_row_0_column_0_in_api_arrays(marker_volume):
 
 def test_marker_is_top_left_in_netcdf(marker_volume, tmp_path):
     path = marker_volume.to_netcdf(tmp_path / "marker.nc")
-    with netcdf_file(str(path), "r", mmap=False) as nc:
-        y = nc.variables["y"].data.copy()
-        values = nc.variables["rank0"].data[0].copy()  # (y, x)
-        luminance = nc.variables["image_luminance"].data[0].copy()
+    with VolumeFile(path) as nc:  # either netCDF format
+        y = nc.array("y")
+        values = nc.array("rank0", 0)  # (y, x)
+        luminance = nc.array("image_luminance", 0)
     top_row = int(np.argmax(y))  # largest y is the top of the picture in ParaView
     assert luminance[top_row, 0] == pytest.approx(255.0) and luminance[0, 0] == 0.0
     assert values[top_row, 0] > values[0, SIZE - 1]

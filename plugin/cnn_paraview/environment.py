@@ -37,3 +37,12 @@ def use_project_environment(root: Path) -> None:
         sys.path.append(str(root))  # cnn_engine from the source tree when not installed
     added = [entry for entry in sys.path if entry not in before]
     sys.path[:] = added + [entry for entry in sys.path if entry not in added]
+    # The venv's netCDF4 brings its own netCDF-C and HDF5, which a plain import would bind to the
+    # copies ParaView links (pvpython crashed on `import netCDF4`): load it now the safe way
+    # (cnn_engine.netcdf.netcdf4_library), so that any later import, xarray's too, gets that module.
+    try:
+        from cnn_engine.netcdf import netcdf4_library
+
+        netcdf4_library()
+    except Exception:  # noqa: BLE001 - no netCDF4 (or no engine): netCDF-3 files still work
+        pass
