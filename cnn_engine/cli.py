@@ -4,28 +4,33 @@ from __future__ import annotations
 
 import argparse
 import os
-import stat
+import queue
+import re
 import sys
+import threading
 import traceback
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 from . import __version__
 from .atomic import describe_file_type, os_error_advice
-from .errors import CnnEngineError, ImageError, OutputError
-from .evidence import METHODS, OCCLUDERS, EvidenceSettings
-from .images import IMAGE_EXTENSIONS
+from .errors import CnnEngineError, FormatError, ImageError, OutputError
+from .evidence import EvidenceSettings
 from .compute import level_geometry
-from .layers import LAYER_SETS, REFERENCE_SIZE, probe_shapes
-from .models import DEFAULT_MODEL, DEVICES, OFFLINE_MODEL, available_models, load_default_model, load_model
-from .netcdf import check_writable
-from .normalize import NORMALIZATIONS
-from .preprocess import FITS, Preprocessing, input_grid
-from .ranking import RANK_BY
-from .resample import INTERPOLATIONS
+from .layers import probe_shapes
+from .models import available_models, load_default_model, load_model
+from .netcdf import DEFAULT_NETCDF_FORMAT, NETCDF_FORMATS, check_writable, write_netcdf
+from .options import DEFAULT_MODEL, NORMALIZATIONS, OFFLINE_MODEL, OPTIONS, default, help_text
+from .preprocess import Preprocessing, input_grid
 
 EXIT_USAGE = 2
+#: Volumes waiting for the writer thread: files are written while the next batch is computed, and
+#: memory holds at most this many finished volumes besides the batch (one volume of ResNet-50's
+#: blocks at 224 px, top 4, is about 15 MB).
+WRITE_QUEUE = 2
+#: Characters that make a source a glob pattern (as cnn_engine.imageset reads it).
+_PATTERN = re.compile(r"[*?\[]")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -33,6 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     warnings.showwarning = lambda message, *rest, **kw: print(f"cnnvis: note: {message}", file=sys.stderr)
     try:
+        _check_minimums(args)
         return args.run(args)
     except CnnEngineError as exc:
         if args.debug:
@@ -60,12 +66,24 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    export = commands.add_parser("export", help="write one netCDF volume per image")
-    export.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR", help="image files, or folders of images")
+    export = commands.add_parser("export", help="write one netCDF volume per image of a set, or the set as one file")
+    export.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR",
+                        help="the image set: image files, folders (recursive; a subfolder named by an ImageNet "
+                             "WordNet ID or class name gives its images' true class), list files (.csv/.txt: "
+                             "path[,label] a line) or glob patterns ('frames/*.png')")
     export.add_argument("-o", "--output", required=True, metavar="OUT",
-                        help="a .nc file (one image) or a folder, created if missing, for <image name>.nc files")
+                        help="a folder, created if missing, for one <image name>.nc per image; a .nc file for one "
+                             "image, or for the whole set with --single-file")
+    export.add_argument("--single-file", action="store_true",
+                        help="write the whole set into OUT (a .nc file) as one CF netCDF, one image per time step "
+                             "(ParaView's NetCDF reader steps through them); --fit defaults to center-crop then, "
+                             "since every image needs the same grid")
+    export.add_argument("--format", choices=NETCDF_FORMATS, default=DEFAULT_NETCDF_FORMAT,
+                        help=f"netCDF file format: netcdf4 (compressed) or netcdf3 (default {DEFAULT_NETCDF_FORMAT})")
     _model_options(export)
-    _volume_options(export)
+    _volume_options(export, set_normalization=True)
+    export.set_defaults(fit=None)  # short-side, or center-crop with --single-file (see _export)
+    _set_options(export)
     _evidence_options(export, required=False)
     export.set_defaults(run=_export)
 
@@ -84,18 +102,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("image", nargs="?", default=str(_sample_image()), help="default: the cat sample image")
     demo.add_argument("-o", "--output", default="out", metavar="OUT", help="folder or .nc file (default: out/)")
-    demo.add_argument("--device", choices=DEVICES, default="auto")
+    _option(demo, "device")
     demo.set_defaults(run=_demo)
 
     layers = commands.add_parser("layers", help="list the levels of a model's layer set")
-    layers.add_argument("--model", default=DEFAULT_MODEL, help=f"model name (default {DEFAULT_MODEL})")
-    layers.add_argument("--layers", default="blocks", help=f"layer set ({', '.join(LAYER_SETS)}) or comma-separated names")
+    _option(layers, "model", help=f"model name (default {DEFAULT_MODEL})")
+    _option(layers, "layers")
     layers.add_argument("--image", default=None,
                         help="show the shapes on the input grid this image gets (default: a square input)")
-    layers.add_argument("--input-size", type=int, default=REFERENCE_SIZE,
-                        help=f"network input size in pixels (default {REFERENCE_SIZE}), as for export")
-    layers.add_argument("--fit", choices=FITS, default="short-side",
-                        help="how the image meets the input size (default short-side), as for export")
+    _option(layers, "input_size", help=help_text("input_size") + ", as for export")
+    _option(layers, "fit", help=help_text("fit") + ", as for export")
     layers.set_defaults(run=_layers)
 
     paraview = commands.add_parser(
@@ -115,46 +131,75 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _option(parser: argparse.ArgumentParser | argparse._ArgumentGroup, name: str, *, flag: str | None = None,
+            **overrides: Any) -> None:
+    """Add option ``name`` as cnn_engine.options describes it: flag (``top_k`` -> ``--top-k``),
+    choices, default, type, metavar and help (with its default); ``overrides`` replace any of them."""
+    option = OPTIONS[name]
+    settings: dict[str, Any] = {"dest": name, "default": option.default, "help": _flags(help_text(name))}
+    if option.choices is not None:
+        settings["choices"] = option.choices
+    if option.kind is not str:
+        settings["type"] = option.kind
+    if option.metavar:
+        settings["metavar"] = option.metavar
+    settings.update(overrides)
+    parser.add_argument(flag or option.flag, **settings)
+
+
+def _flags(text: str) -> str:
+    """A help text of cnn_engine.options as the command line spells it: ``rank_by`` -> ``--rank-by``."""
+    return re.sub(r"\b[a-z]+(?:_[a-z]+)+\b", lambda m: OPTIONS[m[0]].flag if m[0] in OPTIONS else m[0], text)
+
+
+def _check_minimums(args: argparse.Namespace) -> None:
+    """Numbers below an option's minimum (cnn_engine.options) are refused before anything runs."""
+    for name, option in OPTIONS.items():
+        value = getattr(args, name, None)
+        if option.minimum is not None and isinstance(value, (int, float)) and value < option.minimum:
+            raise CnnEngineError(f"{option.flag} must be at least {option.minimum:g}, not {value:g}")
+
+
 def _model_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
-    group.add_argument("--model", default=None,
-                       help=f"torchvision model name or {OFFLINE_MODEL} (default {DEFAULT_MODEL}; without its ImageNet "
-                            f"weights and with no --weights given, the trained offline {OFFLINE_MODEL})")
-    group.add_argument("--weights", default=None,
-                       help="the model's default (IMAGENET1K_V1 for resnet50), another torchvision weights name, DEFAULT, "
-                            "random, or a .pth/TorchScript file")
+    # None: the default model, or offline its trained stand-in, said once (see _load); the help
+    # says so, with the default.
+    _option(group, "model", default=None, help=OPTIONS["model"].help)
+    _option(group, "weights")
     group.add_argument("--trust-torchscript", action="store_true",
                        help="load a TorchScript weights file, which runs code stored in it: only for files from a "
                             "source you trust (refused without this)")
-    group.add_argument("--device", choices=DEVICES, default="auto")
+    _option(group, "device")
 
 
-def _volume_options(parser: argparse.ArgumentParser) -> None:
+def _volume_options(parser: argparse.ArgumentParser, set_normalization: bool = False) -> None:
+    """The options of a volume; ``set_normalization``: offer normalisation ``set`` (a set's ranges)."""
     group = parser.add_argument_group("volume")
-    group.add_argument("--layers", default="blocks", help=f"layer set ({', '.join(LAYER_SETS)}) or comma-separated layer names")
-    group.add_argument("--top-k", type=int, default=4, help="channels kept per layer (default 4)")
-    group.add_argument("--rank-by", choices=RANK_BY, default="mean", help="channel ranking: mean, max, l2 activation, or effect / ablation on the --target class "
-                            "(default mean; ablation runs the network once per channel: use few layers)")
-    group.add_argument("--normalization", choices=NORMALIZATIONS, default="per-level-minmax",
-                       help="scaling of the exported values (default per-level-minmax)")
-    group.add_argument("--input-size", type=int, default=224, help="network input size in pixels (default 224)")
-    group.add_argument("--fit", choices=FITS, default="short-side", help="how the image meets the input size (default short-side)")
-    group.add_argument("--interpolation", choices=INTERPOLATIONS, default="nearest", help="resampling to the input grid")
-    group.add_argument("--level-spacing", type=float, default=None, help="z distance between levels in pixels (default: auto)")
+    for name in ("layers", "top_k", "rank_by"):
+        _option(group, name)
+    if set_normalization:
+        _option(group, "normalization")
+    else:  # one image: the scalings of one volume
+        _option(group, "normalization", choices=NORMALIZATIONS)
+    for name in ("input_size", "fit", "interpolation", "level_spacing"):
+        _option(group, name)
+
+
+def _set_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("image set")
+    _option(group, "channels")
+    _option(group, "channel_list", help=OPTIONS["channel_list"].help.replace("channels explicit", "--channels explicit"))
+    _option(group, "batch_size")
 
 
 def _evidence_options(parser: argparse.ArgumentParser, required: bool) -> None:
     group = parser.add_argument_group("class evidence")
-    name = "--method" if required else "--evidence"
-    group.add_argument(name, dest="evidence", choices=METHODS, required=required, default=None,
-                       help="cam (global-pooling + linear models), gradcam (any model), occlusion, "
-                            "layercam (every level, as the volume array layercam)")
-    group.add_argument("--target", default=None, help="class label or index to explain, and to rank channels by with --rank-by effect/ablation "
-                            "(default: the top-1 class)")
-    group.add_argument("--evidence-layer", default=None, help="Grad-CAM layer (default: the last spatial block)")
-    group.add_argument("--patch", type=int, default=32, help="occlusion patch side in pixels (default 32)")
-    group.add_argument("--stride", type=int, default=16, help="occlusion stride in pixels (default 16)")
-    group.add_argument("--occluder", choices=OCCLUDERS, default="mean", help="what hides a patch (default mean colour)")
+    if required:
+        _option(group, "evidence", flag="--method", required=True, help=OPTIONS["evidence"].help)
+    else:
+        _option(group, "evidence", flag="--evidence")
+    for name in ("target", "evidence_layer", "patch", "stride", "occluder"):
+        _option(group, name)
 
 
 def _trust_options(parser: argparse.ArgumentParser) -> None:
@@ -183,39 +228,37 @@ def _sample_image() -> Path:
     return Path(__file__).resolve().parent.parent / "sample_images" / "cat.jpg"
 
 
-def _collect_images(sources: Sequence[str]) -> list[Path]:
-    """The image files to export: files as given, folders by their image-named entries.
+def _image_set(sources: Sequence[str]):
+    """The image set the positional arguments name (see cnn_engine.ImageSet): one source as it
+    is (a folder, a list file, a glob pattern or an image file), several as a list.
 
-    Only names are looked at here; each file is judged when it is read (a FIFO, a device or a
-    bad picture among good ones is reported on its own and the others are still exported).
+    A path that does not exist (and is no pattern) is refused here, before the model is loaded;
+    files inside the set are judged when they are read (a bad one is reported, the set goes on).
     """
-    images: list[Path] = []
+    from .imageset import ImageSet
+
     for source in sources:
-        path = Path(source)
         try:
-            is_folder = stat.S_ISDIR(os.stat(path).st_mode)
+            os.lstat(os.path.expanduser(source))
         except FileNotFoundError:
-            raise ImageError(f"image not found: {path}") from None
+            if not _PATTERN.search(source):
+                raise ImageError(f"image not found: {source}") from None
         except OSError as exc:
-            raise ImageError(f"cannot read {path}: {exc.strerror or exc}") from None
-        if not is_folder:
-            images.append(path)  # load_image reports a bad file clearly
-            continue
-        try:
-            found = sorted(p for p in path.iterdir() if p.suffix.lower().lstrip(".") in IMAGE_EXTENSIONS)
-        except OSError as exc:
-            raise ImageError(f"cannot list the folder {path}: {exc.strerror or exc}") from None
-        if not found:
-            raise ImageError(f"no images in folder {path} (looked for {', '.join(IMAGE_EXTENSIONS)})")
-        images += found
-    return images
+            raise ImageError(f"cannot read {source}: {exc.strerror or exc}") from None
+    return ImageSet(sources[0] if len(sources) == 1 else list(sources))
 
 
-def _targets(images: list[Path], output: str) -> list[Path]:
+def _targets(images, output: str, single_file: bool) -> list[Path]:
+    """Where the volumes go, checked before anything is computed: one .nc file (one image, or
+    the set with --single-file), or one <name>.nc per image (ImageSet.names: unique) in a folder."""
     out = Path(output)
+    if single_file and out.suffix != ".nc":
+        raise OutputError(f"--single-file writes the whole set into one netCDF file: give -o a file name ending "
+                          f"in .nc, not {out}")
     if out.suffix == ".nc":
-        if len(images) > 1:
-            raise OutputError(f"{len(images)} images cannot go into one file {out}: give a folder as -o")
+        if len(images) > 1 and not single_file:
+            raise OutputError(f"{len(images)} images cannot go into one file {out}: give a folder as -o, or add "
+                              "--single-file")
         check_writable(out)
         return [out]
     if out.exists() and not out.is_dir():
@@ -225,20 +268,42 @@ def _targets(images: list[Path], output: str) -> list[Path]:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create output folder {out}: {os_error_advice(exc)}") from None
-    targets = [out / f"{image.stem}.nc" for image in images]
-    seen: dict[Path, Path] = {}
-    for image, target in zip(images, targets):
-        if target in seen:
-            raise OutputError(f"{image} and {seen[target]} would both be written to {target}: rename one")
-        seen[target] = image
+    targets = [out / f"{name}.nc" for name in images.names]
     check_writable(targets[0])
     return targets
 
 
 def _export(args: argparse.Namespace) -> int:
-    images = _collect_images(args.images)
-    targets = _targets(images, args.output)
-    return _export_all(_load(args), images, targets, args)
+    channels = _channel_choice(args)
+    if args.fit is None:  # every time step of a single file needs the same grid
+        args.fit = "center-crop" if args.single_file else default("fit")
+    images = _image_set(args.images)
+    targets = _targets(images, args.output, args.single_file)
+    model = _load(args)
+    if model.categories:  # labels as class indices of the model's own classes
+        from .imageset import ImageSet
+
+        images = ImageSet(images, categories=model.categories)
+    if args.single_file:
+        return _export_set_file(model, images, targets[0], channels, args)
+    if len(images) == 1:
+        return _export_one(model, images, targets[0], channels, args)
+    return _export_files(model, images, targets, channels, args)
+
+
+def _channel_choice(args: argparse.Namespace):
+    """--channels as compute_volumes takes it: per-image, set, or the channels of --channel-list."""
+    from .sets import parse_channel_list
+
+    if args.channels == "explicit":
+        if not args.channel_list:
+            raise CnnEngineError("--channels explicit needs the channels: add --channel-list LEVEL:C,C;LEVEL:C, e.g. "
+                                 "--channel-list 'layer4.2:12,40;layer3.5:7' (level names as cnnvis layers lists them)")
+        return parse_channel_list(args.channel_list)
+    if args.channel_list:
+        raise CnnEngineError(f"--channel-list gives the channels of --channels explicit, not of --channels "
+                             f"{args.channels}: add --channels explicit")
+    return args.channels
 
 
 def _load(args: argparse.Namespace):
@@ -253,55 +318,217 @@ def _load(args: argparse.Namespace):
                       trust_torchscript=args.trust_torchscript)
 
 
+def _volume_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The volume and evidence options of the command line, as compute_volume(s) takes them."""
+    return dict(layers=args.layers, top_k=args.top_k, rank_by=args.rank_by, input_size=args.input_size, fit=args.fit,
+                interpolation=args.interpolation, level_spacing=args.level_spacing,
+                evidence=_evidence_settings(args), target=args.target)
+
+
 def _compute(model, image: Path, args: argparse.Namespace):
     """compute_volume with the volume and evidence options of the command line."""
     from .compute import compute_volume
 
-    return compute_volume(
-        model, image, layers=args.layers, top_k=args.top_k, rank_by=args.rank_by, input_size=args.input_size,
-        fit=args.fit, interpolation=args.interpolation, level_spacing=args.level_spacing,
-        evidence=_evidence_settings(args), target=args.target,
-    )
+    return compute_volume(model, image, **_volume_settings(args))
 
 
-def _export_all(model, images: list[Path], targets: list[Path], args: argparse.Namespace) -> int:
-    failures = 0
-    bar = _progress(len(images))
-    for image, target in zip(images, targets):
+def _volumes(model, images, channels, args: argparse.Namespace, on_error, progress):
+    """The set's volumes, in set order, from one compute_volumes call (it batches, and runs the
+    first pass that set-wide channels or normalisation need)."""
+    from .sets import compute_volumes
+
+    return compute_volumes(model, images, channels=channels, normalization=args.normalization,
+                           batch_size=args.batch_size, progress=progress, on_error=on_error, **_volume_settings(args))
+
+
+def _two_passes(channels, args: argparse.Namespace) -> bool:
+    return channels == "set" or args.normalization == "set"
+
+
+def _raise(path: str, error: CnnEngineError) -> None:
+    """on_error for a single image: its error is the command's."""
+    raise error
+
+
+def _export_one(model, images, target: Path, channels, args: argparse.Namespace) -> int:
+    """One image: computed, written and described (levels, predictions)."""
+    (volume,) = list(_volumes(model, images, channels, args, _raise, None))
+    write_netcdf(volume, target, format=args.format)
+    _print_summary(volume, target)
+    return 0
+
+
+def _export_files(model, images, targets: list[Path], channels, args: argparse.Namespace) -> int:
+    """One file per image of a set, written on a background thread while the next batch is computed."""
+    from .summary import SetSummary
+
+    progress = _SetProgress(len(images), _two_passes(channels, args))
+    failed: list[str] = []
+
+    def on_error(path: str, error: CnnEngineError) -> None:
+        failed.append(Path(path).name)
+        progress.write(f"cnnvis: error: {error}")
+
+    summary = SetSummary()
+    writer = _BackgroundWriter(args.format, progress.write)
+    try:
         try:
-            check_writable(target)  # before computing: the folder may have gone, the disk be read-only
-            volume = _compute(model, image, args).normalized(args.normalization)
-            volume.to_netcdf(target)
-        except CnnEngineError as exc:
-            if len(images) == 1:
-                raise
-            failures += 1
-            _write_line(bar, f"cnnvis: error: {exc}")
+            for volume in _volumes(model, images, channels, args, on_error, progress):
+                summary.add(volume)
+                writer.put(volume, targets[volume.provenance.set_index])
+        except BaseException:
+            writer.close(cancel=True)
+            raise
+        writer.close()
+    finally:
+        progress.close()
+    if not summary.count:
+        raise ImageError(f"none of the {len(images)} images could be read: nothing was written")
+    failed += [target.name for target in writer.failed]
+    print(f"wrote {len(writer.written)} of {len(images)} volumes to {targets[0].parent}")
+    _print_set_end(failed, summary)
+    return EXIT_USAGE if failed else 0
+
+
+def _export_set_file(model, images, target: Path, channels, args: argparse.Namespace) -> int:
+    """The whole set as one netCDF file, one image per time step, streamed (one volume in memory)."""
+    from .set_netcdf import write_set_netcdf
+    from .summary import SetSummary
+
+    progress = _SetProgress(len(images), _two_passes(channels, args))
+    failed: list[str] = []
+
+    def on_error(path: str, error: CnnEngineError) -> None:
+        if len(images) == 1:
+            raise error
+        failed.append(Path(path).name)
+        progress.write(f"cnnvis: error: {error}")
+
+    summary = SetSummary()
+
+    def counted():
+        for volume in _volumes(model, images, channels, args, on_error, progress):
+            summary.add(volume)
+            yield volume
+
+    try:
+        write_set_netcdf(counted(), target, format=args.format, count=len(images))
+    except FormatError:
+        if not summary.count and failed:
+            raise ImageError(f"none of the {len(images)} images could be read: nothing was written") from None
+        raise
+    finally:
+        progress.close()
+    print(f"wrote {summary.count} of {len(images)} volumes to {target}, one time step each ({args.format})")
+    _print_set_end(failed, summary)
+    return EXIT_USAGE if failed else 0
+
+
+def _print_set_end(failed: list[str], summary) -> None:
+    """The images that failed, by name, and what the set says about the classifier."""
+    if failed:
+        print(f"failed {len(failed)}: {', '.join(failed)}")
+    print("\n".join(summary.lines()))
+
+
+class _SetProgress:
+    """One progress bar (stderr) over compute_volumes' passes: "scanning" while the first pass of
+    set-wide channels or normalisation runs, then "computing"; no bar for a single image."""
+
+    def __init__(self, count: int, two_passes: bool) -> None:
+        self.count = count
+        self.scanning = two_passes
+        self.bar = None
+        if count > 1:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=count * (2 if two_passes else 1), desc="scanning" if two_passes else "computing",
+                            unit="image", file=sys.stderr, dynamic_ncols=True)
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            return
+        # The first pass counts the set's images (done <= count), the second counts on from there.
+        if self.scanning and done > self.count:
+            self.scanning = False
+            self.bar.set_description("computing", refresh=False)
+        if not self.scanning:
+            self.bar.total = total
+        self.bar.update(done - self.bar.n)
+
+    def write(self, text: str) -> None:
+        """A line above the bar (from any thread: tqdm serialises them)."""
+        if self.bar is not None:
+            self.bar.write(text, file=sys.stderr)
         else:
-            if len(images) == 1:
-                _print_summary(volume, target)
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
-    if len(images) > 1:
-        print(f"wrote {len(images) - failures} of {len(images)} volumes to {targets[0].parent}")
-    return EXIT_USAGE if failures else 0
+            print(text, file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
-def _progress(total: int):
-    if total < 2:
-        return None
-    from tqdm import tqdm
+class _BackgroundWriter:
+    """Writes volumes to their files on a thread of its own while the network computes the next batch.
 
-    return tqdm(total=total, unit="image", file=sys.stderr, dynamic_ncols=True)
+    At most :data:`WRITE_QUEUE` volumes wait: :meth:`put` blocks beyond that, so memory stays
+    bounded whatever the size of the set. A file that cannot be written (a full disk, a vanished
+    folder) is reported on one line and the next one is tried, as for a bad image; every file is
+    written atomically, so none is ever half-written. :meth:`close` waits for the queued files;
+    ``close(cancel=True)`` (an error, Ctrl-C) drops them and waits only for the one being written.
+    """
 
+    def __init__(self, format: str, report: Callable[[str], None]) -> None:
+        self.written: list[Path] = []
+        self.failed: list[Path] = []
+        self._format = format
+        self._report = report
+        self._queue: queue.Queue = queue.Queue(maxsize=WRITE_QUEUE)
+        self._cancelled = threading.Event()
+        self._bug: BaseException | None = None
+        # A daemon: an interrupted run must not be held open by files nobody waits for.
+        self._thread = threading.Thread(target=self._run, name="cnnvis-write", daemon=True)
+        self._thread.start()
 
-def _write_line(bar, text: str) -> None:
-    if bar is not None:
-        bar.write(text, file=sys.stderr)
-    else:
-        print(text, file=sys.stderr)
+    def put(self, volume, target: Path) -> None:
+        """Queue ``volume`` to be written to ``target``."""
+        if self._bug is not None:
+            raise self._bug
+        self._queue.put((volume, target))
+
+    def close(self, cancel: bool = False) -> None:
+        """Wait for the writes (``cancel``: only the current one); a bug in writing is raised here."""
+        if cancel:
+            self._cancelled.set()
+            try:
+                while True:
+                    self._queue.get_nowait()
+            except queue.Empty:
+                pass
+        self._queue.put(None)
+        self._thread.join()
+        if self._bug is not None and not cancel:
+            raise self._bug
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            if not (self._cancelled.is_set() or self._bug is not None):
+                self._write(*job)
+            job = None  # the volume's memory goes now, not when the next one comes
+
+    def _write(self, volume, target: Path) -> None:
+        try:
+            write_netcdf(volume, target, format=self._format)
+        except CnnEngineError as exc:
+            self.failed.append(target)
+            self._report(f"cnnvis: error: {exc}")
+        except BaseException as exc:  # a bug: no more writing; the main thread raises it
+            self._bug = exc
+        else:
+            self.written.append(target)
 
 
 def _print_summary(volume, target: Path) -> None:
@@ -414,14 +641,8 @@ def _stride(stride: tuple[float, float]) -> str:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    images = [Path(args.image)]
-    targets = _targets(images, args.output)
-    settings = argparse.Namespace(
-        model=None, weights=None, device=args.device, layers="blocks", top_k=4, rank_by="mean", input_size=224,
-        fit="short-side", interpolation="nearest", level_spacing=None, normalization="per-level-minmax", evidence=None,
-        target=None,
-    )
-    return _export_all(_load(settings), images, targets, settings)
+    # `cnnvis export IMAGE -o OUT` with every other option at its default.
+    return _export(_parser().parse_args(["export", "-o", args.output, "--device", args.device, "--", args.image]))
 
 
 def _layers(args: argparse.Namespace) -> int:
