@@ -1,4 +1,5 @@
-"""Short texts that say what a picture of a volume shows: a level's caption, the predictions.
+"""Short texts that say what a picture of a volume shows: a level's caption, the predictions, the
+image of a set.
 
 They are made from a volume's metadata (:meth:`ActivationVolume.metadata`, the ``cnn_metadata``
 JSON that travels in VTK field data and netCDF files), so that any front end, and a caption in a
@@ -8,6 +9,7 @@ ParaView scene that follows its source, says the same thing.
 from __future__ import annotations
 
 import textwrap
+from pathlib import PurePath
 from typing import Any
 
 #: Characters per line of the predictions caption (long notes are wrapped).
@@ -50,3 +52,28 @@ def predictions_caption(metadata: dict[str, Any]) -> str:
         lines.append(f"top-{len(predictions)} predictions:")
         lines += [f"  {p['rank']}. {p['label']}  {p['probability']:.2f}" for p in predictions]
     return "\n".join(lines)
+
+
+def image_caption(metadata: dict[str, Any], count: int | None = None, true_label: str | None = None) -> str:
+    """One line naming the image of a set a volume was made from, e.g.
+    ``3/25 cat_1.jpg  true: tabby  top-1: tabby 83%``.
+
+    Its position in the set counted from 1 (time step 2 is image 3), out of ``count`` images
+    when given; its file name; its true class: ``true_label`` (the class name, where the caller
+    knows the model's classes), else the label the set gives (``true_label_name``: a folder name,
+    a list file's label), left out when the set gives none; the top-1 prediction with its
+    probability in percent.
+    """
+    prov = metadata.get("provenance", {})
+    if not prov:
+        return ""
+    index = prov.get("set_index")
+    position = "" if index is None else f"{index + 1}/{count} " if count else f"{index + 1} "
+    parts = [position + PurePath(prov.get("image_path") or "?").name]
+    truth = true_label or prov.get("true_label_name")
+    if truth:
+        parts.append(f"true: {truth}")
+    predictions = metadata.get("predictions", [])
+    if predictions:
+        parts.append(f"top-1: {predictions[0]['label']} {predictions[0]['probability'] * 100:.0f}%")
+    return "  ".join(parts)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from .volume import ActivationVolume, luminance, rank_names, upright
@@ -180,6 +182,51 @@ def metadata_from_vtk(dataset) -> dict | None:
     return json.loads(array.GetValue(0))
 
 
+#: Field arrays naming the image of a set (see add_set_fields), with their kinds.
+SET_FIELDS = {"image_name": str, "image_path": str, "set_index": int, "set_size": int, "true_label": str,
+              "true_class_index": int, "top1_label": str, "top1_probability": float}
+
+
+def add_set_fields(field, volume: ActivationVolume, count: int, categories=None) -> None:
+    """Field arrays naming the image of a set ``volume`` was made from (the CNN Image Set source).
+
+    ``image_name`` (its file name), ``image_path``, ``set_index`` (its position in the set, from 0:
+    the time step), ``set_size`` (``count``), ``true_label`` (its true class: the name in
+    ``categories``, the model's classes, else the label the set gives; "" when unknown),
+    ``true_class_index`` (-1 when unknown), ``top1_label`` and ``top1_probability`` (0 to 1).
+    """
+    from vtkmodules.vtkCommonCore import vtkDoubleArray, vtkIntArray, vtkStringArray
+
+    prov = volume.provenance
+    index = prov.true_label
+    known = index is not None and categories is not None and 0 <= index < len(categories)
+    top = volume.predictions[0] if volume.predictions else None
+    values = {
+        "image_name": os.path.basename(prov.image_path or ""), "image_path": prov.image_path or "",
+        "set_index": -1 if prov.set_index is None else prov.set_index, "set_size": count,
+        "true_label": categories[index] if known else (prov.true_label_name or ""),
+        "true_class_index": -1 if index is None else index,
+        "top1_label": top.label if top else "", "top1_probability": top.probability if top else float("nan"),
+    }
+    for name, kind in SET_FIELDS.items():
+        array = {str: vtkStringArray, int: vtkIntArray, float: vtkDoubleArray}[kind]()
+        array.SetName(name)
+        array.InsertNextValue(values[name])
+        field.AddArray(array)
+
+
+def set_fields_from_vtk(dataset) -> dict | None:
+    """The fields :func:`add_set_fields` wrote, as a dict; None when ``dataset`` has none."""
+    field = dataset.GetFieldData() if dataset is not None else None
+    if field is None or field.GetAbstractArray("set_size") is None:
+        return None
+    values = {}
+    for name, kind in SET_FIELDS.items():
+        array = field.GetAbstractArray(name)
+        values[name] = kind(array.GetValue(0)) if array is not None and array.GetNumberOfValues() else None
+    return values
+
+
 def volume_from_vtk(image) -> ActivationVolume:
     """Rebuild a volume from image data made by :func:`volume_to_vtk` (arrays back in image order)."""
     from vtkmodules.util import numpy_support
@@ -206,8 +253,13 @@ def volume_from_vtk(image) -> ActivationVolume:
         raise FormatError("the data has no rank0... and image_rgb arrays: it is not a CNN Activation Volume")
     # layercam travels beside the ranks (not one of them); the evidence level tops it too.
     kept = ranks + (["layercam"] if "layercam" in names else [])
-    stacks = {name: upright(numpy_support.vtk_to_numpy(points.GetArray(name)).reshape(levels, height, width)) for name in kept}
+    # A CNN Image Set step whose image is smaller than the set's grid fills its lower-left part
+    # (y up): keep that part, the image's own grid.
+    rows, columns = (metadata.get("provenance", {}).get("input_size") or (height, width))[:2]
+    rows, columns = min(int(rows), height), min(int(columns), width)
+    stacks = {name: upright(numpy_support.vtk_to_numpy(points.GetArray(name)).reshape(levels, height, width)
+                            [:, :rows, :columns]) for name in kept}  # cropped in y-up order, then flipped
     evidence = np.ascontiguousarray(stacks[ranks[0]][-1]) if has_evidence else None
     arrays = {name: np.ascontiguousarray(values[: levels - has_evidence]) for name, values in stacks.items()}
-    rgb = numpy_support.vtk_to_numpy(points.GetArray("image_rgb")).reshape(levels, height, width, 3)[0]
+    rgb = numpy_support.vtk_to_numpy(points.GetArray("image_rgb")).reshape(levels, height, width, 3)[0, :rows, :columns]
     return ActivationVolume.from_parts(arrays, np.ascontiguousarray(rgb[::-1]), metadata, evidence)

@@ -1,11 +1,18 @@
 """Write the example state files (run from the project folder):
 
-    PV_PLUGIN_PATH=plugin xvfb-run -a pvpython examples/make_states.py
+    PV_PLUGIN_PATH=plugin xvfb-run -a pvpython examples/make_states.py [NAME.pvsm ...]
+
+(all of them, or only those named).
 
 Each holds the overview scene of cnn_paraview.scenes (the input, an early, a middle and the last
 level in a row, with captions, a legend and the predictions). The image is stored by relative
 path (sample_images/...): the plugin looks such paths up from the project folder too, so
 `cnnvis paraview --state examples/<name>.pvsm` opens them from anywhere.
+
+image_set_efficientnet_lite0.pvsm holds the same row for a CNN Image Set over the list file
+examples/sample_set.csv (five sample photographs with their ImageNet classes, written here too):
+one image per time step, channels chosen and levels scaled over the whole set, and a caption
+naming the image, its true class and the top-1 prediction.
 """
 
 import sys
@@ -25,8 +32,22 @@ EXAMPLES = {
     "cat_resnet50.pvsm": dict(model="resnet50", weights="IMAGENET1K_V1"),
 }
 IMAGE = "sample_images/cat.jpg"
+# The image set: five sample photographs, one ImageNet class each (paths relative to the list file).
+SAMPLE_SET = "examples/sample_set.csv"
+SAMPLE_SET_LINES = [
+    "path,label",
+    "../sample_images/cat.jpg,tabby",
+    "../sample_images/coffee.jpg,espresso",
+    "../sample_images/rocket.jpg,missile",
+    "../sample_images/camera.png,tripod",
+    "../sample_images/grace_hopper.jpg,military_uniform",
+]
+
+WANTED = set(sys.argv[1:])
 
 for name, settings in EXAMPLES.items():
+    if WANTED and name not in WANTED:
+        continue
     simple.ResetSession()
     if not hasattr(simple, "CNNActivationVolume"):
         simple.LoadPlugin(str(ROOT / "plugin" / "cnn_activations.py"))
@@ -41,3 +62,20 @@ for name, settings in EXAMPLES.items():
     scene["source"].Weights = settings["weights"]
     simple.SaveState(str(ROOT / "examples" / name))
     print("wrote", name)
+
+SET_STATE = "image_set_efficientnet_lite0.pvsm"
+if not WANTED or SET_STATE in WANTED:
+    (ROOT / SAMPLE_SET).write_text("\n".join(SAMPLE_SET_LINES) + "\n")
+    simple.ResetSession()
+    if not hasattr(simple, "CNNImageSet"):
+        simple.LoadPlugin(str(ROOT / "plugin" / "cnn_activations.py"))
+    from cnn_paraview.scenes import show_image_set
+
+    view = simple.CreateView("RenderView")
+    view.ViewSize = [1200, 600]
+    simple.AssignViewToLayout(view=view, layout=simple.CreateLayout("CNN"), hint=0)
+    # Channel Choice and Normalization keep the source's defaults, Set: one choice and one scale
+    # for the whole set. center-crop gives every image the same 224 x 224 grid (no empty margins).
+    show_image_set(SAMPLE_SET, "efficientnet_lite0", "default", view=view, Fit="center-crop")
+    simple.SaveState(str(ROOT / "examples" / SET_STATE))
+    print("wrote", SET_STATE)

@@ -4,11 +4,12 @@
     Tools > Manage Plugins > Load New...                      # the GUI
     PV_PLUGIN_PATH=<this folder> paraview                     # at start-up
 
-It adds the source "CNN Activation Volume" (Sources > CNN, and a reader of image files for
-File > Open), the filters "CNN Layer Normalize" and "CNN Caption" (Filters > CNN) and the writer "CNN NetCDF
-Writer" (File > Save Data, *.nc). The code lives in the cnn_paraview package beside this file and
-in the cnn_engine package of the project; this file only finds them. Keep its name: state files
-and the proxy names depend on it.
+It adds the sources "CNN Activation Volume" (Sources > CNN, and a reader of image files for
+File > Open) and "CNN Image Set" (a set of images as time steps), the filters "CNN Layer
+Normalize" and "CNN Caption" (Filters > CNN), the reader "CNN Activation Volume NetCDF Reader"
+(File > Open, *.nc) and the writer "CNN NetCDF Writer" (File > Save Data, *.nc). The code lives in
+the cnn_paraview package beside this file (one module per proxy) and in the cnn_engine package of
+the project; this file only finds them. Keep its name: state files and the proxy names depend on it.
 """
 
 import sys
@@ -25,14 +26,13 @@ from cnn_paraview.environment import use_project_environment  # noqa: E402
 
 use_project_environment(_root)
 
-from cnn_paraview.proxies import (  # noqa: E402,F401
-    CNNActivationNetCDFReader,
-    CNNActivationVolume,
-    CNNActivationVolumeReader,
-    CNNCaption,
-    CNNLayerNormalize,
-    CNNNetCDFWriter,
-)
+# ParaView registers the proxy classes found in this module's namespace.
+from cnn_paraview.caption import CNNCaption  # noqa: E402,F401
+from cnn_paraview.image_set_source import CNNImageSet  # noqa: E402,F401
+from cnn_paraview.netcdf_reader import CNNActivationNetCDFReader  # noqa: E402,F401
+from cnn_paraview.normalize_filter import CNNLayerNormalize  # noqa: E402,F401
+from cnn_paraview.volume_source import CNNActivationVolume, CNNActivationVolumeReader  # noqa: E402,F401
+from cnn_paraview.writer import CNNNetCDFWriter  # noqa: E402,F401
 from cnn_paraview.scripting import raise_on_failed_writes  # noqa: E402
 
 raise_on_failed_writes()

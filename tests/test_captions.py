@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from cnn_engine.captions import level_caption, predictions_caption
+from dataclasses import replace
+
+from cnn_engine.captions import image_caption, level_caption, predictions_caption
 
 
 def test_input_level_caption_gives_the_input_size(cat_volume):
@@ -41,3 +43,28 @@ def test_predictions_caption_carries_the_offline_substitution(cat_volume):
 
 def test_empty_metadata_gives_empty_captions():
     assert level_caption({}, 3) == "" and predictions_caption({}) == ""
+
+
+def _in_a_set(volume, index, name=None):
+    provenance = replace(volume.provenance, image_path="/photos/tabby/cat_1.jpg", set_index=index,
+                         true_label=281 if name else None, true_label_name=name)
+    return replace(volume, provenance=provenance).metadata()
+
+
+def test_image_caption_gives_position_from_1_file_true_class_and_top1(cat_volume):
+    top = cat_volume.predictions[0]
+    assert image_caption(_in_a_set(cat_volume, 2, "tabby"), 25) == \
+        f"3/25 cat_1.jpg  true: tabby  top-1: {top.label} {top.probability * 100:.0f}%"
+
+
+def test_image_caption_prefers_the_class_name_the_caller_knows(cat_volume):
+    caption = image_caption(_in_a_set(cat_volume, 0, "n02123045"), 5, true_label="tabby")
+    assert caption.startswith("1/5 cat_1.jpg  true: tabby  top-1: ")
+
+
+def test_image_caption_leaves_out_an_unknown_true_class_and_count(cat_volume):
+    assert image_caption(_in_a_set(cat_volume, 4)).startswith("5 cat_1.jpg  top-1: ")
+
+
+def test_image_caption_of_empty_metadata_is_empty():
+    assert image_caption({}, 3) == ""

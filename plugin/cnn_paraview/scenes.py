@@ -8,7 +8,8 @@ The row is read left to right like the network: the picture the network sees, th
 early layer keeps of it (edges, colours), a middle layer, and the last layer before the
 classifier, each named above its panel, on one colour legend, with the top-5 predictions and the
 model that made them in the corner. Each panel is one level of the volume picked by its level
-index (Extract Subset), so no interaction widget covers the picture.
+index (Extract Subset), so no interaction widget covers the picture. ``show_image_set`` builds the
+same row for a CNN Image Set, whose time steps are the images of a set.
 """
 
 from __future__ import annotations
@@ -38,6 +39,43 @@ def show_volume(image: str, model: str = "resnet50", weights: str = "default", v
     source = simple.CNNActivationVolume(registrationName="CNN Activation Volume", FileName=image, Model=model,
                                         Weights=weights, **properties)
     normalize = simple.CNNLayerNormalize(registrationName="CNN Layer Normalize", Input=source)
+    return _overview(source, normalize, view, "activation (each level scaled to 0-1: its min to max)")
+
+
+def show_image_set(images, model: str = "resnet50", weights: str = "default", view=None, **properties) -> dict:
+    """Build and show the overview of a set of images, one image per time step; returns its proxies
+    by role, as :func:`show_volume`, plus ``"image_caption"``.
+
+    ``images`` and ``properties`` go to the CNN Image Set source (its defaults: channels chosen and
+    levels scaled over the whole set). The CNN Layer Normalize keeps that scale (Normalization
+    None), so a colour means the same value at every time step; the CNN Caption with Content
+    Image names the image of the step, its true class and the top-1 prediction.
+    """
+    from paraview import simple
+
+    view = view or simple.GetActiveViewOrCreate("RenderView")
+    source = simple.CNNImageSet(registrationName="CNN Image Set", Images=images, Model=model, Weights=weights,
+                                **properties)
+    # The animation scene and the Time slider step through the images.
+    simple.GetAnimationScene().UpdateAnimationUsingDataTimeSteps()
+    normalize = simple.CNNLayerNormalize(registrationName="CNN Layer Normalize", Input=source, Normalization="None")
+    scene = _overview(source, normalize, view, "activation (each level scaled by its range over the whole set)")
+    image_caption = simple.CNNCaption(registrationName="Image", Input=source, Content="Image")
+    if scene["panels"]:
+        # NaN is no value: where an image smaller than the set's grid leaves the grid empty.
+        simple.GetColorTransferFunction("activation").NanOpacity = 0.0
+        display = simple.Show(image_caption, view)
+        display.WindowLocation = "Upper Right Corner"
+        display.FontSize = 16
+        simple.Render(view)
+    return {**scene, "image_caption": image_caption}
+
+
+def _overview(source, normalize, view, legend: str) -> dict:
+    """The row of panels of ``normalize`` (the input, an early, a middle and the last level) with
+    their captions, the colour legend titled ``legend`` and the predictions; see :func:`show_volume`."""
+    from paraview import simple
+
     normalize.UpdatePipeline()
     extent = normalize.GetDataInformation().GetExtent()
     if extent[1] < extent[0]:
@@ -68,10 +106,13 @@ def show_volume(image: str, model: str = "resnet50", weights: str = "default", v
         _show_in_scene(caption, [column * step, height * 1.04, 0.0], view)
         panels.append(panel)
         captions.append(caption)
+    # ColorBy fits the colour map to each panel's own data range; the legend is 0-1 for all of
+    # them (levels scaled per level, or by their range over a set: then one image spans less).
+    lut.RescaleTransferFunction(0.0, 1.0)
     simple.Hide(normalize, view)
     simple.Hide(source, view)
     bar = simple.GetScalarBar(lut, view)
-    bar.Title = "activation (each level scaled to 0-1: its min to max)"
+    bar.Title = legend
     bar.ComponentTitle = ""
     bar.Orientation = "Horizontal"
     bar.WindowLocation = "Lower Center"

@@ -14,7 +14,7 @@ from typing import Any, Protocol, Sequence
 
 
 class Domain(Protocol):
-    """What the setters need of a domain (see proxies._Reporting._checked)."""
+    """What the setters need of a domain (see base._Reporting._checked)."""
 
     name: str  # the property's name, as scripts set it
 

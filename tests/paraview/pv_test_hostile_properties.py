@@ -210,10 +210,10 @@ def test_channels_5_is_refused():
     Delete(normalize)
 
 
-def test_caption_content_2_is_refused():
+def test_caption_content_3_is_refused():
     caption = CNNCaption(Input=cat_source())
-    assert_refused(caption, "Content", 2,
-                   "Content = 2 refused: it must be 0 (Level) or 1 (Predictions); Content stays 'Level'")
+    assert_refused(caption, "Content", 3,
+                   "Content = 3 refused: it must be 0 (Level), 1 (Predictions) or 2 (Image); Content stays 'Level'")
     Delete(caption)
 
 

@@ -102,25 +102,6 @@ def test_evidence_is_the_top_level_and_its_own_output():
     Delete(source)
 
 
-def test_plugin_choices_are_the_engine_choices():
-    # The plugin spells its drop-downs out (importing the engine would load torch at every
-    # ParaView start); this keeps the two from drifting apart.
-    from cnn_paraview import proxies
-    from cnn_engine import evidence, images, layers, models, preprocess, ranking, resample
-    from cnn_engine.normalize import parse_normalization
-    from cnn_engine.selection import CHANNEL_CHOICES, parse_channels
-
-    assert tuple(proxies.IMAGE_EXTENSIONS) == images.IMAGE_EXTENSIONS
-    assert tuple(proxies.LAYER_SETS) == layers.LAYER_SETS
-    assert tuple(proxies.RANK_BY) == ranking.RANK_BY
-    assert tuple(proxies.FITS) == preprocess.FITS
-    assert tuple(proxies.INTERPOLATIONS) == resample.INTERPOLATIONS
-    assert tuple(proxies.DEVICES) == models.DEVICES
-    assert tuple(e.lower() for e in proxies.EVIDENCE[1:]) == evidence.METHODS
-    assert len({parse_normalization(n) for n in proxies.NORMALIZATIONS}) == len(proxies.NORMALIZATIONS)
-    assert {parse_channels(c) for c in proxies.CHANNELS} == set(CHANNEL_CHOICES)
-
-
 def test_progress_is_reported():
     source = CNNActivationVolume(FileName=CAT, Weights="random", TopK=1)
     seen = []

@@ -25,7 +25,7 @@ def load_plugin(namespace: dict) -> None:
 
     if not hasattr(simple, "CNNActivationVolume"):
         simple.LoadPlugin(str(PLUGIN), ns=namespace)
-    for name in ("CNNActivationVolume", "CNNActivationVolumeReader", "CNNLayerNormalize", "CNNCaption"):
+    for name in ("CNNActivationVolume", "CNNActivationVolumeReader", "CNNImageSet", "CNNLayerNormalize", "CNNCaption"):
         namespace[name] = getattr(simple, name)
 
 
