@@ -41,8 +41,8 @@ PACKAGED = "packaged"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-#: Largest output buffer (bytes) a model keeps for reuse between volumes.
-RECYCLE_LIMIT = 256 * 2**20
+#: Bytes of output buffers a model keeps for reuse between volumes (a batch of a set's volumes).
+RECYCLE_LIMIT = 512 * 2**20
 
 # The study's recipe: the original Microsoft Research ResNet-50 weights, not torchvision's V2.
 _DEFAULT_WEIGHTS = {"resnet50": "IMAGENET1K_V1"}
@@ -73,7 +73,7 @@ class CnnModel:
     substitution: str | None = None
     _catalog: LayerCatalog | None = field(default=None, repr=False)
     _instrumented: dict[tuple[str, ...], fx.GraphModule] = field(default_factory=dict, repr=False)
-    _spare: np.ndarray | None = field(default=None, repr=False)
+    _spares: list[np.ndarray] = field(default_factory=list, repr=False)
     _geometry: dict[tuple[int, int], dict[str, Geometry]] = field(default_factory=dict, repr=False)
 
     @property
@@ -103,27 +103,33 @@ class CnnModel:
         return self._geometry[key]
 
     def output_buffer(self, shape: tuple[int, ...]) -> np.ndarray:
-        """An uninitialised float32 array for a new volume, recycling the last one when it is free.
+        """An uninitialised float32 array for a new volume, recycling a former one when it is free.
 
         Writing into fresh memory costs page faults that here took as long as a third of a
-        ResNet-50 forward pass. When nobody holds the previous volume's arrays any more (a sweep
-        or a folder of images that keeps only what it writes out), its buffer is reused; a volume
-        still referenced anywhere is never touched. Buffers above RECYCLE_LIMIT bytes are not kept.
+        ResNet-50 forward pass. The model keeps the buffers it handed out (up to RECYCLE_LIMIT
+        bytes in all: a batch of volumes of a set); when nobody holds one any more (a sweep or a
+        set that keeps only what it writes out), it is reused. A volume still referenced anywhere
+        is never touched.
         """
-        spare, self._spare = self._spare, None
-        # getrefcount counts its own argument and the local name: 2 means nobody else holds it.
-        if spare is not None and spare.shape == shape and sys.getrefcount(spare) == 2:
-            buffer = spare
-        else:
-            del spare
-            buffer = np.empty(shape, dtype=np.float32)
-        if buffer.nbytes <= RECYCLE_LIMIT:
-            self._spare = buffer
+        # getrefcount counts the list's reference and its own argument: 2 = nobody else holds it.
+        free = [i for i in range(len(self._spares)) if sys.getrefcount(self._spares[i]) == 2]
+        for i in free:
+            if self._spares[i].shape == shape:
+                return self._spares[i]
+        buffer = np.empty(shape, dtype=np.float32)
+        # Make room by forgetting free buffers of other shapes, then keep the new one if it fits.
+        kept_bytes = sum(spare.nbytes for spare in self._spares)
+        for i in reversed(free):
+            if kept_bytes + buffer.nbytes <= RECYCLE_LIMIT:
+                break
+            kept_bytes -= self._spares.pop(i).nbytes
+        if kept_bytes + buffer.nbytes <= RECYCLE_LIMIT:
+            self._spares.append(buffer)
         return buffer
 
     def release_buffers(self) -> None:
-        """Forget the recycled output buffer (its memory is freed once no volume uses it)."""
-        self._spare = None
+        """Forget the recycled output buffers (their memory is freed once no volume uses them)."""
+        self._spares = []
 
     def label(self, index: int) -> str:
         return self.categories[index] if 0 <= index < len(self.categories) else f"class {index}"

@@ -73,6 +73,7 @@ from .netcdf import (
     atomic_write_netcdf4,
     channel_score_attributes,
     create_variable,
+    shuffles,
     evidence_attributes,
     global_attributes,
     layercam_attributes,
@@ -205,7 +206,8 @@ class _SetWriter:
     def _array(self, name: str, kind: str, dims: tuple[str, ...], chunks: tuple[int, ...],
                attributes: dict[str, Any], coordinates: str) -> None:
         """A large per-image variable: chunked (one image's level plane), compressed in netCDF-4."""
-        var = create_variable(self.nc, name, kind, dims, chunks=chunks, compress=self.compress)
+        var = create_variable(self.nc, name, kind, dims, chunks=chunks, compress=self.compress,
+                              shuffle=shuffles(self.first))
         set_attributes(var, **{**attributes, "coordinates": coordinates})
 
     def _per_image(self, name: str, kind: str, dims: tuple[str, ...], attributes: dict[str, Any]) -> None:

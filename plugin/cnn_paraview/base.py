@@ -320,3 +320,23 @@ def upstream_netcdf(algorithm) -> str | None:
             if value and str(value).endswith(".nc") and os.path.isfile(value):
                 return str(value)
     return None
+
+
+def declare_grid(outInfo, grid: tuple[int, int, int, float] | None, evidence: bool) -> None:
+    """Declare the volume sources' output grids in RequestInformation: port 0 the volume
+    (``grid`` = (levels, height, width, level spacing)), port 2 the evidence map's plane when
+    ``evidence``; both empty when ``grid`` is None (the request then says why)."""
+    from vtkmodules.vtkCommonDataModel import vtkDataObject
+    from vtkmodules.vtkCommonExecutionModel import vtkStreamingDemandDrivenPipeline as Pipeline
+
+    for port in (0, 2):
+        outInfo.GetInformationObject(port).Set(Pipeline.WHOLE_EXTENT(), 0, -1, 0, -1, 0, -1)
+    if grid is None:
+        return
+    levels, height, width, spacing = grid
+    info = outInfo.GetInformationObject(0)
+    info.Set(Pipeline.WHOLE_EXTENT(), 0, width - 1, 0, height - 1, 0, levels - 1)
+    info.Set(vtkDataObject.SPACING(), 1.0, 1.0, spacing)
+    info.Set(vtkDataObject.ORIGIN(), 0.0, 0.0, 0.0)
+    if evidence:
+        outInfo.GetInformationObject(2).Set(Pipeline.WHOLE_EXTENT(), 0, width - 1, 0, height - 1, 0, 0)

@@ -35,6 +35,7 @@ from vtkmodules.vtkCommonDataModel import vtkDataObject, vtkImageData, vtkTable
 from vtkmodules.vtkCommonExecutionModel import vtkStreamingDemandDrivenPipeline as Pipeline
 
 from .base import (
+    declare_grid,
     SLICE_BY_DEFAULT, Domains, default_index, default_number, engine_value, inherit_properties, option_label,
     last_error_property, resolve_path, shown_entry,
 )
@@ -51,8 +52,6 @@ CACHE_STEPS = 8
 # the same at every time step. (The engine's and the CLI's defaults, per-image channels and
 # per-level min-max, are made for one image.) Written here once, for this source only.
 SET_DEFAULTS = {"channels": "set", "normalization": "set"}
-
-_EMPTY = (0, -1, 0, -1, 0, -1)
 
 
 @smproxy.source(name="CNNImageSet", label="CNN Image Set")
@@ -369,18 +368,8 @@ class CNNImageSet(_ModelProperties, VTKPythonAlgorithmBase):
             if steps:
                 info.Append(Pipeline.TIME_RANGE(), steps[0])
                 info.Append(Pipeline.TIME_RANGE(), steps[-1])
-        for port in (0, 2):
-            outInfo.GetInformationObject(port).Set(Pipeline.WHOLE_EXTENT(), *_EMPTY)
         self._grid = self._set_grid()
-        if self._grid is None:
-            return 1
-        levels, height, width, spacing = self._grid
-        info = outInfo.GetInformationObject(0)
-        info.Set(Pipeline.WHOLE_EXTENT(), 0, width - 1, 0, height - 1, 0, levels - 1)
-        info.Set(vtkDataObject.SPACING(), 1.0, 1.0, spacing)
-        info.Set(vtkDataObject.ORIGIN(), 0.0, 0.0, 0.0)
-        if self._settings["evidence"] != "None":
-            outInfo.GetInformationObject(2).Set(Pipeline.WHOLE_EXTENT(), 0, width - 1, 0, height - 1, 0, 0)
+        declare_grid(outInfo, self._grid, self._settings["evidence"] != "None")
         return 1
 
     def RequestData(self, request, inInfo, outInfo):

@@ -15,9 +15,8 @@ from pathlib import Path
 from cnn_engine.images import IMAGE_EXTENSIONS
 from paraview.util.vtkAlgorithm import VTKPythonAlgorithmBase, smdomain, smhint, smproperty, smproxy
 from vtkmodules.vtkCommonDataModel import vtkDataObject, vtkImageData, vtkTable
-from vtkmodules.vtkCommonExecutionModel import vtkStreamingDemandDrivenPipeline as Pipeline
 
-from .base import SLICE_BY_DEFAULT, inherit_properties, last_error_property, resolve_path
+from .base import SLICE_BY_DEFAULT, declare_grid, inherit_properties, last_error_property, resolve_path
 from .model_properties import _ModelProperties, model_settings
 from .xml import documentation
 
@@ -65,18 +64,7 @@ class _ActivationVolumeBase(_ModelProperties, VTKPythonAlgorithmBase):
         # this also runs on half-set sources; RequestData reports what is really wrong, once.
         # Without a grid the image ports say "empty" (an old extent would lie about the data
         # RequestData fails to make); the table on port 1 has no extent.
-        grid = self._grid()
-        for port in (0, 2):
-            outInfo.GetInformationObject(port).Set(Pipeline.WHOLE_EXTENT(), 0, -1, 0, -1, 0, -1)
-        if grid is None:
-            return 1
-        levels, height, width, spacing = grid
-        info = outInfo.GetInformationObject(0)
-        info.Set(Pipeline.WHOLE_EXTENT(), 0, width - 1, 0, height - 1, 0, levels - 1)
-        info.Set(vtkDataObject.SPACING(), 1.0, 1.0, spacing)
-        info.Set(vtkDataObject.ORIGIN(), 0.0, 0.0, 0.0)
-        if self._settings["evidence"] != "None":
-            outInfo.GetInformationObject(2).Set(Pipeline.WHOLE_EXTENT(), 0, width - 1, 0, height - 1, 0, 0)
+        declare_grid(outInfo, self._grid(), self._settings["evidence"] != "None")
         return 1
 
     def _grid(self) -> tuple[int, int, int, float] | None:
