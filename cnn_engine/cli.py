@@ -23,7 +23,7 @@ from .models import available_models, load_default_model, load_model
 from .netcdf import DEFAULT_NETCDF_FORMAT, NETCDF_FORMATS, check_writable, write_netcdf
 from .options import DEFAULT_MODEL, NORMALIZATIONS, OFFLINE_MODEL, OPTIONS, default, help_text
 from .preprocess import Preprocessing, input_grid
-from .runner import MAX_AUTO_BATCH
+from .runner import MAX_AUTO_BATCH, read_ahead
 
 EXIT_USAGE = 2
 #: Volumes waiting for the writer thread: one automatic batch, so that the network goes on with
@@ -410,7 +410,8 @@ def _export_set_file(model, images, target: Path, channels, args: argparse.Names
     summary = SetSummary()
 
     def counted():
-        for volume in _volumes(model, images, channels, args, on_error, progress):
+        # Computed on a worker thread while this one writes the file (HDF5 wants one thread).
+        for volume in read_ahead(_volumes(model, images, channels, args, on_error, progress), WRITE_QUEUE):
             summary.add(volume)
             yield volume
 

@@ -11,9 +11,11 @@ never the whole set.
 
 from __future__ import annotations
 
+import queue
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 import torch
 
@@ -127,3 +129,61 @@ def default_batch_size(model: CnnModel, levels: Sequence[LevelSpec], size: tuple
     if available is None:
         return MAX_AUTO_BATCH
     return int(max(1, min(MAX_AUTO_BATCH, (available // 4) // max(per_image, 1))))
+
+
+T = TypeVar("T")
+_DONE = object()
+
+
+def read_ahead(items: Iterable[T], size: int) -> Iterator[T]:
+    """``items`` in order, produced on a worker thread up to ``size`` ahead of the caller.
+
+    For a consumer that must stay on the caller's thread (a file written as the volumes come)
+    while the next ones are computed. An exception in ``items`` is raised here, in order; when
+    the caller stops early (or fails), the worker stops at its next item.
+    """
+    waiting: queue.Queue = queue.Queue(maxsize=max(1, size))
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            deliver()
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()  # a generator stopped early releases what it holds (its decoding thread)
+
+    def deliver() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        waiting.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            outcome = (_DONE, None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread, raised there
+            outcome = (_DONE, exc)
+        while not stop.is_set():
+            try:
+                waiting.put(outcome, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    worker = threading.Thread(target=produce, name="cnnvis-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = waiting.get()
+            if item is _DONE:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()

@@ -166,3 +166,40 @@ def test_summary_counts_accuracy_and_confusion_with_the_trained_model(lite0, pho
     assert (summary.top1_accuracy, summary.top5_accuracy) == (0.5, 1.0)
     assert summary.confusion == {"n02123045": {"Egyptian cat": 1}, "espresso": {"espresso": 1}}
     assert summary.lines()[1] == "top-1 accuracy 50.0% (1/2), top-5 accuracy 100.0% (2/2)"
+
+
+def test_read_ahead_keeps_the_order_and_raises_errors_in_order():
+    from cnn_engine.runner import read_ahead
+
+    def numbers():
+        yield from range(5)
+        raise cnn_engine.CnnEngineError("the sixth failed")
+
+    seen = []
+    with pytest.raises(cnn_engine.CnnEngineError, match="the sixth failed"):
+        for value in read_ahead(numbers(), 2):
+            seen.append(value)
+    assert seen == [0, 1, 2, 3, 4]
+
+
+def test_read_ahead_stops_and_closes_the_producer_when_the_caller_stops():
+    import threading
+
+    from cnn_engine.runner import read_ahead
+
+    closed = threading.Event()
+
+    def endless():
+        try:
+            n = 0
+            while True:
+                yield n
+                n += 1
+        finally:
+            closed.set()
+
+    ahead = read_ahead(endless(), 3)
+    assert [next(ahead) for _ in range(4)] == [0, 1, 2, 3]
+    ahead.close()
+    assert closed.is_set()
+    assert not any(t.name == "cnnvis-ahead" for t in threading.enumerate())
