@@ -29,7 +29,7 @@ from torch import fx, nn
 from .errors import CnnEngineError, LayerError
 from .graph import _trace
 from .layers import LevelSpec
-from .models import CnnModel
+from .models import CnnModel, class_scores
 
 #: Called as ``progress(done, total)`` with channels ablated so far and in all.
 Progress = Callable[[int, int], None]
@@ -295,8 +295,7 @@ def _is_map(value: object, channels: bool = True) -> bool:
 
 
 def _logits(output: object) -> torch.Tensor:
-    # Models with auxiliary heads return a tuple whose first element is the class scores.
-    scores = output[0] if isinstance(output, (tuple, list)) else output
+    scores = class_scores(output)
     if not isinstance(scores, torch.Tensor) or scores.dim() != 2:
         raise AblationError("ablation needs a model returning class scores (batch, classes)")
     return scores

@@ -17,14 +17,14 @@ from .errors import CnnEngineError
 from .evidence import EvidenceInfo, EvidenceSettings, Target, resolve_target
 from .images import ImageSource, LoadedImage, load_image
 from .layers import LayerSelection, LevelSpec
-from .models import CnnModel, as_cnn_model, set_module_options, settle_labels
+from .models import CnnModel, as_cnn_model, class_scores, set_module_options, settle_labels
 from .preprocess import Preprocessing, network_input
 from .evidence.gradcam import grad_cam
 from .gradients import gradient_pass
 from .ranking import CLASS_RANKINGS, RANK_BY
 from .builder import VolumeBuilder, level_geometry  # noqa: F401  (level_geometry: the CLI asks here)
 from .resample import INTERPOLATIONS, resampled
-from .volume import ActivationVolume, LevelInfo, Prediction, Provenance
+from .volume import ActivationVolume, Prediction, Provenance
 
 #: Called as ``progress(done, total)`` while levels are captured (and, first, channels ablated).
 Progress = Callable[[int, int], None]
@@ -88,12 +88,7 @@ def compute_volume(
     """
     created = creation_time()  # a bad SOURCE_DATE_EPOCH fails here, before the network runs
     model = _as_model(model, labels, mean, std)
-    if top_k < 1:
-        raise CnnEngineError(f"top_k must be at least 1, not {top_k}")
-    if rank_by not in RANK_BY:
-        raise CnnEngineError(f"unknown ranking {rank_by!r}: use one of {', '.join(RANK_BY)}")
-    if interpolation not in INTERPOLATIONS:
-        raise CnnEngineError(f"unknown interpolation {interpolation!r}: use one of {', '.join(INTERPOLATIONS)}")
+    check_options(top_k, rank_by, interpolation)
     preprocessing = Preprocessing(fit=fit, size=input_size, max_side=max_side)
     settings = EvidenceSettings(evidence, target) if isinstance(evidence, str) else evidence
     method = settings.method if settings is not None else None
@@ -167,7 +162,7 @@ def compute_volume(
             from .ablation import ablation_scores
 
             with torch.inference_mode():
-                target_index = choose_target(_class_scores(model.module(x)))
+                target_index = choose_target(class_scores(model.module(x)))
             def ablated(done: int, total: int) -> None:
                 done_before["steps"] = total
                 if progress is not None:
@@ -176,7 +171,7 @@ def compute_volume(
             scores_by_level = ablation_scores(model, x, levels, target_index, progress=ablated)
         with torch.inference_mode():
             logits = graph(x, lambda i, out: capture(i, out, scores_by_level[i] if scores_by_level and i < len(levels) else None))
-        logits = _class_scores(logits)
+        logits = class_scores(logits)
     if isinstance(logits, torch.Tensor) and logits.dim() == 2:
         settle_labels(model, int(logits.shape[1]))  # a plain module's labels, from its output
     predictions = _top_predictions(model, logits.detach() if isinstance(logits, torch.Tensor) else logits)
@@ -230,6 +225,16 @@ def assemble_volume(model: CnnModel, builder: VolumeBuilder, arrays: dict[str, n
         evidence=evidence_map,
         evidence_info=evidence_info,
     )
+
+
+def check_options(top_k: int, rank_by: str, interpolation: str) -> None:
+    """Refuse a ``top_k`` below 1, an unknown ranking or interpolation, by name."""
+    if top_k < 1:
+        raise CnnEngineError(f"top_k must be at least 1, not {top_k}")
+    if rank_by not in RANK_BY:
+        raise CnnEngineError(f"unknown ranking {rank_by!r}: use one of {', '.join(RANK_BY)}")
+    if interpolation not in INTERPOLATIONS:
+        raise CnnEngineError(f"unknown interpolation {interpolation!r}: use one of {', '.join(INTERPOLATIONS)}")
 
 
 def explicit_levels(model: CnnModel, channels: Mapping[str, Sequence[int]]) -> tuple[list[LevelSpec], dict[str, tuple[int, ...]], int]:
@@ -363,10 +368,6 @@ def _evidence(model, settings, logits, kept, linear, node, x, geometry, size) ->
         details=details,
     )
     return np.ascontiguousarray(values.detach().float().cpu().numpy()), info
-
-
-def _class_scores(output: object) -> object:
-    return output[0] if isinstance(output, (tuple, list)) else output
 
 
 def default_level_spacing(height: int, width: int, levels: int) -> float:

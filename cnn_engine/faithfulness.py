@@ -51,7 +51,7 @@ from torch import nn
 from .errors import CnnEngineError
 from .evidence import Target, resolve_target
 from .images import ImageSource, load_image
-from .models import CnnModel, settle_labels
+from .models import CnnModel, class_scores, settle_labels
 from .preprocess import Preprocessing, network_input
 
 BASELINES = ("blur", "mean")
@@ -319,7 +319,7 @@ def _check_references(earlier: Faithfulness, target: int, baseline: str, steps: 
 
 
 def _class_scores(output: object) -> torch.Tensor:
-    scores = output[0] if isinstance(output, (tuple, list)) else output
+    scores = class_scores(output)
     if not isinstance(scores, torch.Tensor) or scores.dim() != 2:
         raise FaithfulnessError("the model must return class scores (batch, classes) to be scored")
     return scores

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from .errors import CnnEngineError
+from .models import class_scores
 
 
 @dataclass
@@ -66,9 +67,7 @@ def gradient_pass(
         outputs[index] = value
 
     with torch.enable_grad(), _not_in_place(module):
-        logits = graph(x.detach().clone().requires_grad_(True), keep)
-        if isinstance(logits, (tuple, list)):
-            logits = logits[0]
+        logits = class_scores(graph(x.detach().clone().requires_grad_(True), keep))
         if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
             raise CnnEngineError("ranking by effect and LayerCAM need a model returning class scores (batch, classes)")
         missing = [i for i, v in enumerate(outputs) if v is None]

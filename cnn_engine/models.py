@@ -422,6 +422,12 @@ def set_module_options(
     model.labels = f"given ({len(model.categories)} classes)"
 
 
+def class_scores(output: object) -> object:
+    """A model's class scores from what its forward returns: models with auxiliary heads
+    (GoogLeNet, Inception) return a tuple whose first element they are."""
+    return output[0] if isinstance(output, (tuple, list)) else output
+
+
 def settle_labels(model: CnnModel, classes: int) -> None:
     """Fix the labels of a plain module once its output shows ``classes`` classes.
 

@@ -22,7 +22,7 @@ import torch
 from .errors import CnnEngineError
 from .images import LoadedImage, load_image
 from .layers import LevelSpec
-from .models import CnnModel, settle_labels
+from .models import CnnModel, class_scores, settle_labels
 from .preprocess import NetworkInput, Preprocessing, network_input
 
 #: Largest automatic batch: beyond it a CPU gains nothing and memory grows.
@@ -100,7 +100,7 @@ def forward(model: CnnModel, levels: Sequence[LevelSpec], items: Sequence[Item],
     x = torch.cat([item.net_in.tensor for item in items]).to(model.device)
     with torch.inference_mode():
         output = model.instrumented(levels)(x, sink)
-    logits = output[0] if isinstance(output, (tuple, list)) else output
+    logits = class_scores(output)
     if isinstance(logits, torch.Tensor) and logits.dim() == 2:
         settle_labels(model, int(logits.shape[1]))  # a plain module's labels, from its output
     return logits

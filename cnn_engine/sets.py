@@ -29,7 +29,7 @@ import os
 import warnings
 import weakref
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -38,13 +38,13 @@ from torch import nn
 from .builder import VolumeBuilder
 from .compute import (
     Progress, _as_model, _check_memory, _check_top_k, _top_predictions, assemble_volume, available_memory,
-    compute_volume, creation_time, default_level_spacing, explicit_levels,
+    check_options, compute_volume, creation_time, default_level_spacing, explicit_levels,
 )
 from .errors import CnnEngineError
 from .layers import LayerSelection, LevelSpec
 from .models import CnnModel
-from .normalize import parse_normalization, scale_levels
-from .options import CHANNEL_CHOICES, CLASS_RANKINGS, INTERPOLATIONS, RANK_BY, SET_NORMALIZATIONS
+from .normalize import normalize, parse_normalization, scale_levels
+from .options import CHANNEL_CHOICES, CLASS_RANKINGS, SET_NORMALIZATIONS
 from .preprocess import Preprocessing
 from .ranking import channel_scores, top_channels
 from .runner import OnError, decoded_batches, default_batch_size, forward
@@ -189,10 +189,8 @@ def compute_volumes(model: CnnModel | nn.Module, images: Images, layers: LayerSe
     images = image_set(images, model)
     choice, explicit = _choice(channels)
     normalization = _normalization(normalization)
-    if interpolation not in INTERPOLATIONS:
-        raise CnnEngineError(f"unknown interpolation {interpolation!r}: use one of {', '.join(INTERPOLATIONS)}")
     levels, top_k = _levels(model, layers, top_k, explicit)
-    _check_options(rank_by, top_k, choice)
+    _check_options(rank_by, top_k, choice, interpolation)
     positions = _positions(indices, len(images))
     needs_scan = choice == "set" or normalization == "set"
     total = len(positions) + (len(images) if needs_scan and scan is None else 0)
@@ -279,7 +277,7 @@ def scaled_to_set(volume: ActivationVolume, scan: SetScan) -> ActivationVolume:
     low = np.array([scan.ranges[name][0] for name in volume.level_names])
     high = np.array([scan.ranges[name][1] for name in volume.level_names])
     arrays = {name: (scale_levels(values, low, high) if name.startswith("rank") else
-                     volume.normalized("per-level-minmax").arrays[name] if name == "layercam" else values)
+                     normalize(values, "per-level-minmax") if name == "layercam" else values)
               for name, values in volume.arrays.items()}
     return replace(volume, arrays=arrays, normalization="set")
 
@@ -390,11 +388,8 @@ def _levels(model: CnnModel, layers: LayerSelection, top_k: int,
     return levels, top_k
 
 
-def _check_options(rank_by: str, top_k: int, choice: str) -> None:
-    if top_k < 1:
-        raise CnnEngineError(f"top_k must be at least 1, not {top_k}")
-    if rank_by not in RANK_BY:
-        raise CnnEngineError(f"unknown ranking {rank_by!r}: use one of {', '.join(RANK_BY)}")
+def _check_options(rank_by: str, top_k: int, choice: str, interpolation: str = "nearest") -> None:
+    check_options(top_k, rank_by, interpolation)
     if choice == "set" and rank_by in CLASS_RANKINGS:
         raise CnnEngineError(f"channels 'set' ranks by the set's mean of a channel's map statistic (mean, max or "
                              f"l2), not by {rank_by}, which is made for one image's class: use rank_by mean, max "

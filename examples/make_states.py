@@ -45,6 +45,14 @@ SAMPLE_SET_LINES = [
 
 WANTED = set(sys.argv[1:])
 
+
+def new_view():
+    """A render view of the states' size, in a layout (without one the GUI shows an empty tab)."""
+    view = simple.CreateView("RenderView")
+    view.ViewSize = [1200, 600]
+    simple.AssignViewToLayout(view=view, layout=simple.CreateLayout("CNN"), hint=0)
+    return view
+
 for name, settings in EXAMPLES.items():
     if WANTED and name not in WANTED:
         continue
@@ -53,10 +61,7 @@ for name, settings in EXAMPLES.items():
         simple.LoadPlugin(str(ROOT / "plugin" / "cnn_activations.py"))
     from cnn_paraview.scenes import show_volume
 
-    view = simple.CreateView("RenderView")
-    view.ViewSize = [1200, 600]
-    # A view in a layout, or the GUI shows an empty tab.
-    simple.AssignViewToLayout(view=view, layout=simple.CreateLayout("CNN"), hint=0)
+    view = new_view()
     scene = show_volume(IMAGE, "efficientnet_lite0", "default", view=view)
     scene["source"].Model = settings["model"]
     scene["source"].Weights = settings["weights"]
@@ -71,9 +76,7 @@ if not WANTED or SET_STATE in WANTED:
         simple.LoadPlugin(str(ROOT / "plugin" / "cnn_activations.py"))
     from cnn_paraview.scenes import show_image_set
 
-    view = simple.CreateView("RenderView")
-    view.ViewSize = [1200, 600]
-    simple.AssignViewToLayout(view=view, layout=simple.CreateLayout("CNN"), hint=0)
+    view = new_view()
     # Channel Choice and Normalization keep the source's defaults, Set: one choice and one scale
     # for the whole set. center-crop gives every image the same 224 x 224 grid (no empty margins).
     show_image_set(SAMPLE_SET, "efficientnet_lite0", "default", view=view, Fit="center-crop")

@@ -11,6 +11,7 @@ from torch import nn
 
 from ..errors import CnnEngineError
 from ..gradients import restore_in_place, switch_off_in_place
+from ..models import class_scores
 from . import Target, resolve_target
 
 if TYPE_CHECKING:
@@ -88,8 +89,7 @@ def grad_cam_pass(
         restore_in_place(switched)
     if logits is None:
         return _with_gradients_throughout(graph, module, x, index, choose_target, sink)
-    if isinstance(logits, (tuple, list)):
-        logits = logits[0]
+    logits = class_scores(logits)
     if "features" not in found:
         raise CnnEngineError(f"the model did not produce the output of level {index}, the Grad-CAM layer")
     if not isinstance(logits, torch.Tensor) or logits.dim() != 2:

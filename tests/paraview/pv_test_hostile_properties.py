@@ -6,18 +6,14 @@ that names the property, the value, what is allowed and the value that stays in 
 next allowed value works. A failed request says why once, without a traceback.
 """
 
-import io
 import shutil
 import struct
-import sys
 import tempfile
 import zlib
-from contextlib import contextmanager
 from pathlib import Path
 
 from paraview import servermanager
 from paraview.simple import CreateWriter, Delete, SaveData
-from vtkmodules.vtkCommonCore import vtkOutputWindow, vtkStringOutputWindow
 from vtkmodules.vtkCommonExecutionModel import vtkStreamingDemandDrivenPipeline as Pipeline
 
 import pvcheck
@@ -26,25 +22,6 @@ pvcheck.load_plugin(globals())
 CAT = str(pvcheck.SAMPLES / "cat.jpg")
 FOLDER = Path(tempfile.mkdtemp(prefix="cnnvis-hostile-"))
 EMPTY = (0, -1, 0, -1, 0, -1)
-
-
-class Captured:
-    text = ""
-
-
-@contextmanager
-def captured():
-    """Collect what reaches Output Messages (print_error, VTK errors) and stderr (tracebacks) meanwhile."""
-    window, previous = vtkStringOutputWindow(), vtkOutputWindow.GetInstance()
-    stderr, sys.stderr = sys.stderr, io.StringIO()
-    vtkOutputWindow.SetInstance(window)
-    result = Captured()
-    try:
-        yield result
-    finally:
-        vtkOutputWindow.SetInstance(previous)
-        result.text = window.GetOutput() + sys.stderr.getvalue()
-        sys.stderr = stderr
 
 
 def cat_source(**settings):
@@ -60,7 +37,7 @@ def last_error(proxy):
 
 def assert_refused(proxy, prop, value, message):
     """Setting ``prop`` to ``value`` gives exactly ``message``, once, in Output Messages and LastError."""
-    with captured() as output:
+    with pvcheck.captured() as output:
         setattr(proxy, prop, value)
     assert last_error(proxy) == message, last_error(proxy)
     assert output.text.count(message) == 1 and output.text.count("refused") == 1, output.text
@@ -345,7 +322,7 @@ def test_a_decompression_bomb_is_one_message_without_a_traceback():
     bomb = FOLDER / "bomb.png"
     write_decompression_bomb(bomb)
     source = cat_source(FileName=str(bomb))
-    with captured() as output:
+    with pvcheck.captured() as output:
         source.UpdatePipeline()
         servermanager.Fetch(source)
     error = last_error(source)

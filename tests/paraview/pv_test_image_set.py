@@ -1,21 +1,18 @@
 """The CNN Image Set source in pvpython: a folder of images as time steps, set-wide channels and
 scale, the cache of computed steps, the image caption, bad sets, and the example state."""
 
-import io
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from paraview import servermanager
 from paraview.simple import Delete, Slice
 from vtkmodules.util.numpy_support import vtk_to_numpy
-from vtkmodules.vtkCommonCore import vtkOutputWindow, vtkStringOutputWindow
 
 import pvcheck
 
@@ -58,25 +55,6 @@ def field(data, name: str):
 def information(proxy, name: str):
     proxy.UpdatePropertyInformation()
     return proxy.GetPropertyValue(name)
-
-
-@contextmanager
-def captured():
-    """What reaches Output Messages (and stderr) meanwhile, in ``.text``."""
-    window, previous = vtkStringOutputWindow(), vtkOutputWindow.GetInstance()
-    stderr, sys.stderr = sys.stderr, io.StringIO()
-    vtkOutputWindow.SetInstance(window)
-
-    class Captured:
-        text = ""
-
-    result = Captured()
-    try:
-        yield result
-    finally:
-        vtkOutputWindow.SetInstance(previous)
-        result.text = window.GetOutput() + sys.stderr.getvalue()
-        sys.stderr = stderr
 
 
 # Time steps.
@@ -220,7 +198,7 @@ def test_images_of_different_sizes_share_the_sets_grid_without_pipeline_errors()
                          Weights="random")
     cut = Slice(Input=source)
     cut.SliceType.Normal = [0.0, 0.0, 1.0]
-    with captured() as output:
+    with pvcheck.captured() as output:
         dims = [fetch(source, time).GetDimensions() for time in (0, 1, 0)]
         for time in (0, 1, 0):
             cut.UpdatePipeline(time=time)
@@ -256,7 +234,7 @@ def test_save_data_writes_the_shown_step_as_the_volume_of_its_own_image():
 def test_a_bad_image_is_one_message_at_its_step_and_the_other_steps_work():
     folder = photo_folder("one_bad", {"a.jpg": "cat.jpg", "b.jpg": b"not a picture", "c.jpg": "coffee.jpg"})
     source = CNNImageSet(Images=str(folder), **FAST)
-    with captured() as output:
+    with pvcheck.captured() as output:
         source.UpdatePipeline(time=1)
     error = information(source, "LastError")
     assert error.startswith(f"image 2 of 3 ({folder / 'b.jpg'}) cannot be shown: not an image file"), error
@@ -272,7 +250,7 @@ def test_an_empty_folder_is_one_message():
     empty = FOLDER / "empty"
     empty.mkdir()
     source = CNNImageSet(Images=str(empty), **FAST)
-    with captured() as output:
+    with pvcheck.captured() as output:
         source.UpdatePipeline()
     error = information(source, "LastError")
     assert error and str(empty) in error and output.text.count("CNN Image Set:") == 1, (error, output.text)
@@ -283,7 +261,7 @@ def test_an_empty_folder_is_one_message():
 def test_a_set_of_only_bad_images_is_one_message():
     folder = photo_folder("all_bad", {"a.jpg": b"not a picture", "b.png": b"nor this"})
     source = CNNImageSet(Images=str(folder), **FAST)
-    with captured() as output:
+    with pvcheck.captured() as output:
         source.UpdatePipeline(time=0)
     assert information(source, "LastError") == \
         f"none of the 2 images of the set can be opened as an image (the first: {folder / 'a.jpg'})"

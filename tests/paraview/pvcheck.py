@@ -7,10 +7,12 @@ number of failures (0 = success).
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 import time
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(os.environ.get("CNNVIS_ROOT") or Path(__file__).resolve().parents[2])
@@ -27,6 +29,29 @@ def load_plugin(namespace: dict) -> None:
         simple.LoadPlugin(str(PLUGIN), ns=namespace)
     for name in ("CNNActivationVolume", "CNNActivationVolumeReader", "CNNImageSet", "CNNLayerNormalize", "CNNCaption"):
         namespace[name] = getattr(simple, name)
+
+
+class Captured:
+    """What :func:`captured` collected, in ``text`` once the block has ended."""
+
+    text = ""
+
+
+@contextmanager
+def captured():
+    """Collect what reaches Output Messages (print_error, VTK errors) and stderr (tracebacks) meanwhile."""
+    from vtkmodules.vtkCommonCore import vtkOutputWindow, vtkStringOutputWindow
+
+    window, previous = vtkStringOutputWindow(), vtkOutputWindow.GetInstance()
+    stderr, sys.stderr = sys.stderr, io.StringIO()
+    vtkOutputWindow.SetInstance(window)
+    result = Captured()
+    try:
+        yield result
+    finally:
+        vtkOutputWindow.SetInstance(previous)
+        result.text = window.GetOutput() + sys.stderr.getvalue()
+        sys.stderr = stderr
 
 
 def run(namespace: dict, cleanup=None) -> None:
