@@ -17,6 +17,8 @@ The public API, stable for scripts and notebooks::
     images = cnn_engine.ImageSet("photos/")   # folder, list file, pattern or paths: .paths, .labels, .names
     for vol in cnn_engine.compute_volumes(model, "photos/", channels="set", normalization="set"):
         vol.provenance.true_label     # one volume per image of a set, comparable across the set
+    stats = cnn_engine.channel_statistics(model, "labelled_folders/")   # which channel prefers which class
+    stats.rows()[0].selectivity; stats.exemplars("layer4.2", 12)[0].box   # exemplar's receptive field
 
 ParaView is never imported by the engine; VTK only by ``to_vtk``. Names are loaded on first use,
 so ``import cnn_engine.options`` (the option descriptions the plugin reads) does not import torch.
@@ -39,6 +41,8 @@ _EXPORTS = {
     "compute_volumes": "sets", "scan_set": "sets", "SetScan": "sets", "parse_channel_list": "sets",
     "ImageSet": "imageset",
     "SetSummary": "summary",
+    "ChannelStatistics": "statistics", "channel_statistics": "statistics",
+    "read_channel_statistics": "statistics",
     "Faithfulness": "faithfulness", "FaithfulnessError": "faithfulness", "faithfulness": "faithfulness",
     "SanityCheck": "sanity", "sanity_check": "sanity",
     "NORMALIZATIONS": "normalize", "normalize": "normalize",
