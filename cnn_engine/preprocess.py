@@ -123,7 +123,12 @@ def network_input(
 ) -> NetworkInput:
     """Fit ``image`` to the input grid and normalise it as the weights expect."""
     fitted = fit_image(image, preprocessing)
-    rgb = np.asarray(fitted, dtype=np.uint8)
+    return fitted_input(np.asarray(fitted, dtype=np.uint8), mean, std)
+
+
+def fitted_input(rgb: np.ndarray, mean: tuple[float, float, float], std: tuple[float, float, float]) -> NetworkInput:
+    """The network input of an already fitted (height, width, 3) uint8 picture (image order):
+    values scaled to [0, 1] and normalised with the weights' ``mean`` and ``std``."""
     tensor = torch.from_numpy(rgb.astype(np.float32) / 255.0).permute(2, 0, 1)
     mean_t = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
     std_t = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass, field
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, overload
@@ -96,14 +97,32 @@ IMAGE_COORDINATES = "image_name"
 SET_LEVEL_COORDINATES = f"{LEVEL_COORDINATES} {IMAGE_COORDINATES}"
 
 
+@dataclass
+class StepAxis:
+    """What a series other than an image set puts on the time axis (a perturbation sweep): the
+    time ``values`` (strictly increasing, one per volume), the time variable's ``long_name`` and
+    ``units``, extra ``variables`` {name: (dims, values, attributes)} written at the end (names
+    must sort after ``image_luminance``, see the naming rule), extra ``dimensions`` {name: size}
+    and global ``attributes``."""
+
+    values: Sequence[float]
+    long_name: str
+    units: str = "1"
+    variables: dict[str, tuple[tuple[str, ...], Any, dict[str, Any]]] = field(default_factory=dict)
+    dimensions: dict[str, int] = field(default_factory=dict)
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
 def write_set_netcdf(volumes: Iterable[ActivationVolume], path: str | os.PathLike,
-                     format: str = DEFAULT_NETCDF_FORMAT, count: int | None = None) -> Path:
+                     format: str = DEFAULT_NETCDF_FORMAT, count: int | None = None,
+                     steps: StepAxis | None = None) -> Path:
     """Write ``volumes`` into one netCDF file at ``path``, one per time step, atomically. Returns the path.
 
     ``volumes`` is consumed one at a time (:func:`cnn_engine.compute_volumes` fits): memory holds
     one volume, whatever the size of the set. ``format``: ``netcdf4`` (compressed, the default)
     or ``netcdf3``. ``count``: how many images the set has, when known; recorded as ``set_size``
-    (the file holds the volumes that came, fewer when images failed).
+    (the file holds the volumes that came, fewer when images failed). ``steps``: time values and
+    extra variables for a series that is not a set of images (:class:`StepAxis`).
 
     A volume whose grid, levels, ranks, model, ranking or normalisation differ from the first
     one's is a :class:`FormatError` naming its image, and so is a set without volumes; nothing is
@@ -114,25 +133,26 @@ def write_set_netcdf(volumes: Iterable[ActivationVolume], path: str | os.PathLik
     netcdf4_library()  # both formats stream through netCDF-C; a missing library is one message now
 
     if format == "netcdf4":
-        return atomic_write_netcdf4(path, lambda nc: _write_set(nc, volumes, count))
+        return atomic_write_netcdf4(path, lambda nc: _write_set(nc, volumes, count, steps=steps))
     # netCDF-3 cannot add the text variables at the end without moving all data written before,
     # once per variable and attribute; so the set is streamed into an uncompressed netCDF-4
     # scratch file first, then copied step by step into a netCDF-3 file defined in one go
     # (netCDF-C's netCDF-3 code writes through the unnamed temporary's path directly).
     with unnamed_netcdf4(path) as (scratch, _):
         def write(temporary: str) -> None:
-            _write_set(scratch, volumes, count, compress=False)
+            _write_set(scratch, volumes, count, compress=False, steps=steps)
             with netcdf4_library().Dataset(temporary, "w", format="NETCDF3_64BIT_OFFSET") as nc:
                 _copy_dataset(scratch, nc)
 
         return atomic_write(path, write, what="netCDF file")
 
 
-def _write_set(nc: Any, volumes: Iterable[ActivationVolume], count: int | None, compress: bool = True) -> None:
+def _write_set(nc: Any, volumes: Iterable[ActivationVolume], count: int | None, compress: bool = True,
+               steps: StepAxis | None = None) -> None:
     writer: _SetWriter | None = None
     for volume in volumes:
         if writer is None:
-            writer = _SetWriter(nc, volume, compress)
+            writer = _SetWriter(nc, volume, compress, steps)
         writer.add(volume)
     if writer is None:
         raise FormatError("no volumes to write: the set gave none (no image could be read?); nothing was written")
@@ -143,8 +163,9 @@ class _SetWriter:
     """Defines the file from the first volume, appends one volume per time step, and writes the
     text (whose widths only the last volume settles) at the end."""
 
-    def __init__(self, nc: Any, first: ActivationVolume, compress: bool = True) -> None:
+    def __init__(self, nc: Any, first: ActivationVolume, compress: bool = True, steps: StepAxis | None = None) -> None:
         self.nc = nc
+        self.steps = steps
         self.first = first
         self.compress = compress
         self.step = 0
@@ -161,10 +182,10 @@ class _SetWriter:
         for name, size in (("level", levels), ("y", height), ("x", width), ("rank", first.top_k), ("rgb", 3),
                            ("shape3", 3), ("yx", 2), ("prediction", self.predictions)):
             nc.createDimension(name, size)
-        time = create_variable(nc, "time", "i4", ("time",))
+        time = create_variable(nc, "time", "i4" if steps is None else "f8", ("time",))
         # axis T: the CF reader's sign of a time dimension (besides time units, which a position has not).
-        set_attributes(time, long_name="position of the image in this file (ParaView's time step)", units="1",
-                       axis="T")
+        set_attributes(time, long_name="position of the image in this file (ParaView's time step)" if steps is None
+                       else steps.long_name, units="1" if steps is None else steps.units, axis="T")
         write_grid_coordinates(nc, first)
         write_variable(nc, "level_index", "i4", ("level",), np.arange(levels),
                        "level index: 0 = network input, then the layers in execution order")
@@ -218,7 +239,7 @@ class _SetWriter:
         self._check(volume)
         nc, t = self.nc, self.step
         levels, height, width = volume.shape
-        nc.variables["time"][t] = t
+        nc.variables["time"][t] = t if self.steps is None else self.steps.values[t]
         for name in self.ranks + (["layercam"] if self.has_layercam else []):
             nc.variables[name][t] = upright(volume.arrays[name])
         nc.variables["image_luminance"][t] = np.broadcast_to(luminance(volume.image)[::-1], (levels, height, width))
@@ -295,6 +316,18 @@ class _SetWriter:
             image_count=np.int32(steps))
         if count is not None:
             attributes["set_size"] = np.int32(count)
+        if self.steps is not None:
+            attributes.update(self.steps.attributes)
+            for name, size in self.steps.dimensions.items():
+                nc.createDimension(name, size)
+            for name, (dims, values, var_attributes) in self.steps.variables.items():
+                values = np.asarray(values)
+                if values.dtype.kind in "OUS":
+                    self._text(name, [str(v) for v in values.reshape(-1)], dims, var_attributes)
+                    continue
+                var = create_variable(nc, name, values.dtype.str[1:], dims)
+                set_attributes(var, **var_attributes)
+                var[:] = values
         set_attributes(nc, **attributes)
 
     def _text(self, name: str, strings: list[str], dims: tuple[str, ...], attributes: dict[str, Any]) -> None:
