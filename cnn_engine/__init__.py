@@ -19,6 +19,8 @@ The public API, stable for scripts and notebooks::
         vol.provenance.true_label     # one volume per image of a set, comparable across the set
     stats = cnn_engine.channel_statistics(model, "labelled_folders/")   # which channel prefers which class
     stats.rows()[0].selectivity; stats.exemplars("layer4.2", 12)[0].box   # exemplar's receptive field
+    sw = cnn_engine.sweep(model, "cat.jpg", "blur", [0, 1, 2, 4, 8])   # how blur moves the decision
+    sw.steps[2].clean_probability, sw.steps[2].drift, sw.flip_severity, sw.volume(2)
 
 ParaView is never imported by the engine; VTK only by ``to_vtk``. Names are loaded on first use,
 so ``import cnn_engine.options`` (the option descriptions the plugin reads) does not import torch.
@@ -43,9 +45,12 @@ _EXPORTS = {
     "SetSummary": "summary",
     "ChannelStatistics": "statistics", "channel_statistics": "statistics",
     "read_channel_statistics": "statistics",
+    "Sweep": "sweep", "SweepStep": "sweep", "sweep": "sweep", "read_sweep_table": "sweep_files",
+    "probe_channels": "probes", "ProbeResults": "probes", "read_channel_probes": "probes",
     "Faithfulness": "faithfulness", "FaithfulnessError": "faithfulness", "faithfulness": "faithfulness",
     "SanityCheck": "sanity", "sanity_check": "sanity",
     "NORMALIZATIONS": "normalize", "normalize": "normalize",
+    "PERTURBATIONS": "perturbations",
     "read_netcdf": "netcdf", "write_netcdf": "netcdf",
     "read_set_netcdf": "set_netcdf", "write_set_netcdf": "set_netcdf",
 }

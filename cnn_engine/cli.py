@@ -1,4 +1,4 @@
-"""The ``cnnvis`` command line: export volumes, list layers and models, run the demo."""
+"""The ``cnnvis`` command line: export volumes, list layers and models, run the demo, study channels."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from .netcdf import DEFAULT_NETCDF_FORMAT, NETCDF_FORMATS, check_writable, write
 from .options import DEFAULT_MODEL, NORMALIZATIONS, OFFLINE_MODEL, OPTIONS, default, help_text
 from .preprocess import Preprocessing, input_grid
 from .runner import MAX_AUTO_BATCH, read_ahead
+from .statistics import DEFAULT_TOP_N
 
 EXIT_USAGE = 2
 #: Volumes waiting for the writer thread: one automatic batch, so that the network goes on with
@@ -34,6 +35,10 @@ EXIT_USAGE = 2
 WRITE_QUEUE = MAX_AUTO_BATCH
 #: Characters that make a source a glob pattern (as cnn_engine.imageset reads it).
 _PATTERN = re.compile(r"[*?\[]")
+#: cnnvis sweep: severities of a --from/--to range without --steps, and the rankings a sweep takes
+#: (of the clean picture's activations; no class ranking).
+SWEEP_STEPS = 9
+SWEEP_RANKINGS = ("mean", "max", "l2")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -131,7 +136,111 @@ def _parser() -> argparse.ArgumentParser:
 
     models = commands.add_parser("models", help="list the model names")
     models.set_defaults(run=_models)
+
+    study = commands.add_parser(
+        "study", help="which channel responds to which class: channel statistics and exemplars over a labelled set")
+    study.add_argument("images", nargs="+", metavar="DIR|LIST|PATTERN",
+                       help="the labelled image set: a folder with one subfolder per class (named by an ImageNet "
+                            "class name or WordNet ID), a list file (.csv/.txt: path,label a line), a glob pattern "
+                            "or image files")
+    study.add_argument("-o", "--output", required=True, metavar="STUDY.nc",
+                       help="the netCDF file to write (dimensions level, channel, class, exemplar)")
+    study.add_argument("--csv", metavar="CSV", help="also write one row per level and channel as a CSV table")
+    _model_options(study)
+    group = study.add_argument_group("statistics")
+    _option(group, "layers")
+    group.add_argument("--top-n", type=int, default=DEFAULT_TOP_N, metavar="N",
+                       help=f"exemplars kept per channel, 1 to 100 (default {DEFAULT_TOP_N})")
+    _option(group, "batch_size")
+    _option(group, "input_size")
+    _option(group, "fit")
+    group.add_argument("--show", type=int, default=5, metavar="N",
+                       help="most selective channels printed per level (default 5)")
+    study.set_defaults(run=_study)
+
+    probe = commands.add_parser(
+        "probe", help="which channel responds to which orientation and colour: tuning to synthetic gratings and "
+                      "colour fields")
+    probe.add_argument("-o", "--output", required=True, metavar="PROBES.nc",
+                       help="the netCDF file to write (dimensions level, channel, orientation, frequency, hue, ...)")
+    probe.add_argument("--csv", metavar="CSV", help="also write one row per level and channel as a CSV table")
+    _model_options(probe)
+    group = probe.add_argument_group("probes")
+    _option(group, "layers")
+    _option(group, "input_size", help="side of the stimuli in pixels (default 224)")
+    _option(group, "batch_size")
+    group.add_argument("--show", type=int, default=5, metavar="N",
+                       help="most orientation- and most hue-selective channels printed per level (default 5)")
+    group.add_argument("--plots", metavar="DIR", default=None,
+                       help="draw the tuning curves of the printed channels into this folder (created if missing), "
+                            "one PNG per channel: LEVEL_chC.png")
+    probe.set_defaults(run=_probe)
+
+    atlas = commands.add_parser("atlas", help="draw a level's exemplar atlas (each channel's top exemplar crops) "
+                                              "from a cnnvis study file")
+    atlas.add_argument("study", metavar="STUDY.nc", help="a file cnnvis study wrote")
+    atlas.add_argument("--level", required=True, help="the level: its name or index, as cnnvis study prints them")
+    atlas.add_argument("-o", "--output", required=True, metavar="ATLAS.png", help="the PNG picture to write")
+    atlas.add_argument("--channels", metavar="C,C,C",
+                       help="channel indices to show, in order (default: the level's 16 most selective)")
+    atlas.add_argument("--tile", type=int, default=64, help="side of one exemplar tile in pixels, 8 to 512 "
+                                                            "(default 64)")
+    atlas.add_argument("--columns", type=int, default=None,
+                       help="channels per row of the grid (default: about as many rows as columns)")
+    atlas.set_defaults(run=_atlas)
+
+    _sweep_parser(commands)
     return parser
+
+
+def _sweep_parser(commands) -> None:
+    """``cnnvis sweep``: its options, the model and volume ones built as export's are."""
+    from .perturbations import PERTURBATIONS
+    from .sweep_plot import unit_text
+
+    sweep = commands.add_parser(
+        "sweep", help="how an image property changes the decision: perturb one image step by step (blur, noise, "
+                      "...) and write the volumes, the table and a figure")
+    sweep.add_argument("image", metavar="IMAGE", help="the image")
+    sweep.add_argument("-o", "--output", required=True, metavar="OUT",
+                       help="a folder, created if missing, for <image name>_<perturbation>.nc and .csv per "
+                            "perturbation, and the figure <image name>_<perturbation>.png (several perturbations: "
+                            "one figure comparing them, <image name>_sweep.png)")
+    sweep.add_argument("--format", choices=NETCDF_FORMATS, default=DEFAULT_NETCDF_FORMAT,
+                       help=f"netCDF file format: netcdf4 (compressed) or netcdf3 (default {DEFAULT_NETCDF_FORMAT})")
+    group = sweep.add_argument_group("sweep")
+    group.add_argument("--perturbation", action="append", required=True, metavar="NAME[,NAME]",
+                       help="what changes, with its severity: " + ", ".join(
+                           f"{p.name} ({p.parameter}, {unit_text(p.unit)})" for p in PERTURBATIONS.values())
+                       + "; repeat the option or give a comma list to sweep several, each over its own default "
+                         "range where --from/--to are not given")
+    group.add_argument("--from", dest="start", type=float, default=None, metavar="SEVERITY",
+                       help="first severity (default: the lowest of the perturbation's default sweep)")
+    group.add_argument("--to", dest="stop", type=float, default=None, metavar="SEVERITY",
+                       help="last severity (default: the highest of the perturbation's default sweep)")
+    group.add_argument("--steps", type=int, default=None, metavar="N",
+                       help=f"severities from --from to --to, evenly spaced, both ends included, at least 2 "
+                            f"(default {SWEEP_STEPS}; with none of --from, --to, --steps: the perturbation's "
+                            "documented default sweep, which includes the clean image)")
+    group.add_argument("--values", default=None, metavar="V,V,V",
+                       help="the severities themselves instead of a range, e.g. 0,1,2,4 (negative numbers: "
+                            "--values=-45,0,45)")
+    _option(group, "target", help="class label or index whose probability every step records besides the clean "
+                                   "picture's top-1 class")
+    group.add_argument("--position", default=None, metavar="X,Y",
+                       help="occlusion: centre of the patch in input pixels (default: the picture centre)")
+    _option(group, "occluder", default=None,
+            help="occlusion: what hides the patch: its mean colour, a blur or noise (default mean)")
+    group.add_argument("--seed", type=int, default=0, help="seed of the noise and of the noise occluder (default 0)")
+    _model_options(sweep)
+    group = sweep.add_argument_group("volume")
+    _option(group, "layers")
+    _option(group, "top_k")
+    _option(group, "rank_by", choices=SWEEP_RANKINGS,
+            help="channel ranking on the clean picture, kept for every step: mean, max or l2 activation (default mean)")
+    for name in ("input_size", "fit", "interpolation", "batch_size"):
+        _option(group, name)
+    sweep.set_defaults(run=_sweep)
 
 
 def _option(parser: argparse.ArgumentParser | argparse._ArgumentGroup, name: str, *, flag: str | None = None,
@@ -712,6 +821,386 @@ def _models(args: argparse.Namespace) -> int:
         note = "  (default)" if name == DEFAULT_MODEL else "  (trained weights available offline)" if name == OFFLINE_MODEL else ""
         print(f"{name:<20} {mark:<8}{note}{f'  {reason}' if reason else ''}".rstrip())
     return 0
+
+
+def _study(args: argparse.Namespace) -> int:
+    """Channel statistics of a labelled set: one progress bar, the file (and CSV), then per level
+    the most selective channels and the notes on the set."""
+    from .statistics import channel_statistics
+
+    if args.show < 1:
+        raise CnnEngineError(f"--show must be at least 1, not {args.show}")
+    if not 1 <= args.top_n <= 100:
+        raise CnnEngineError(f"--top-n must be from 1 to 100, not {args.top_n}")
+    _check_table_path(args.output, "netCDF file", ".nc")
+    if args.csv:
+        _check_table_path(args.csv, "CSV file", ".csv")
+    images = _image_set(args.images)
+    model = _load(args)
+    if model.categories:  # labels as class indices of the model's own classes
+        from .imageset import ImageSet
+
+        images = ImageSet(images, categories=model.categories)
+    _check_labels(images, model)
+    progress = _SetProgress(len(images), False)
+    failed: list[str] = []
+
+    def on_error(path: str, error: CnnEngineError) -> None:
+        failed.append(Path(path).name)
+        progress.write(f"cnnvis: error: {error}")
+
+    # The statistics' notes come once the bar is gone, as lines of their own.
+    with warnings.catch_warnings(record=True) as notes:
+        warnings.simplefilter("always")
+        try:
+            stats = channel_statistics(model, images, layers=args.layers, top_n=args.top_n, batch_size=args.batch_size,
+                                       input_size=args.input_size, fit=args.fit, progress=progress, on_error=on_error)
+        finally:
+            progress.close()
+    finish_study(stats, args, notes, failed)
+    return EXIT_USAGE if failed else 0
+
+
+def finish_study(stats: Any, args: argparse.Namespace, notes: list, failed: list[str]) -> None:
+    """After the pass (one process, or rank 0 of an MPI run): the notes as lines of their own,
+    the files, the most selective channels per level, the images that failed, what was written."""
+    for note in dict.fromkeys(str(n.message) for n in notes):
+        print(f"cnnvis: note: {note}", file=sys.stderr)
+    written = [stats.to_netcdf(args.output)]
+    if args.csv:
+        written.append(stats.to_csv(args.csv))
+    _print_study(stats, args.show)
+    if failed:
+        print(f"failed {len(failed)}: {', '.join(failed)}")
+    for path in written:
+        print(f"wrote {path}")
+
+
+def _check_table_path(path: str, what: str, suffix: str) -> None:
+    """A table output (netCDF, CSV) must end in its suffix and be writable: checked before computing."""
+    if Path(path).suffix.lower() != suffix:
+        raise OutputError(f"the {what} {path} should end in {suffix}: give a name such as study{suffix}")
+    check_writable(path, what, suffix)
+
+
+def _check_labels(images, model) -> None:
+    """A set whose every label matches no class of the model is refused (the statistics compare
+    classes; the notes above said why each label failed); images without labels are allowed."""
+    given = sorted({name for name in images.label_names if name is not None})
+    if given and all(label is None for label in images.labels):
+        shown = ", ".join(given[:5]) + (f" and {len(given) - 5} more" if len(given) > 5 else "")
+        raise ImageError(f"none of the set's labels ({shown}) is a class of {model.name}: name the folders (or the "
+                         "list file's labels) by class name, WordNet ID or class index, e.g. tabby, n02123045 or 281")
+
+
+def _print_study(stats, show: int) -> None:
+    """Per level the ``show`` most selective channels as a table, or why there is no ranking."""
+    classes = ", ".join(f"{name} ({index}): {count}" for name, index, count
+                        in zip(stats.class_names, stats.classes, stats.class_counts))
+    print(f"{stats.model_name}, layer set {stats.layers}: {stats.images} images, {len(stats.classes)} classes"
+          + (f" ({classes})" if classes else ""))
+    if len(stats.classes) < 2:
+        reason = ("no image has a label" if not stats.classes else
+                  f"the set has one class only ({stats.class_names[0]})")
+        print(f"no channel ranking: {reason}, so selectivity and AUROC are undefined; the file holds the means "
+              "and the exemplars (cnnvis atlas draws them)")
+        return
+    print("most selective channels per level: selectivity (mu_best - mu_rest) / (mu_best + mu_rest) of the "
+          "preferred class's mean response, AUROC of the preferred class against the rest")
+    for index, level in enumerate(stats.levels):
+        count = stats.channel_counts[index]
+        shown = f"the {show} most selective" if count > show else (
+            f"all {count}, fewer than --show {show}" if count < show else f"all {count}")
+        print(f"level {index} {level}: {count} channels, {shown}")
+        print(f"  {'channel':>7}  {'preferred class':<32} {'selectivity':>11} {'AUROC':>6}")
+        for row in stats.most_selective(index, show):
+            preferred = f"{row.preferred_class_name} ({row.preferred_class})" if row.preferred_class >= 0 else "-"
+            print(f"  {row.channel:>7}  {preferred:<32} {_number(row.selectivity):>11} {_number(row.auroc):>6}")
+
+
+def _number(value: float) -> str:
+    return f"{value:.3f}" if value == value else "n/a"  # NaN: undefined
+
+
+def _probe(args: argparse.Namespace) -> int:
+    """Feature probes: one progress bar, the file (and CSV), per level the most orientation- and
+    hue-selective channels with their labels, and with --plots their tuning curves."""
+    from .probes import STIMULI, probe_channels
+
+    if args.show < 1:
+        raise CnnEngineError(f"--show must be at least 1, not {args.show}")
+    _check_table_path(args.output, "netCDF file", ".nc")
+    if args.csv:
+        _check_table_path(args.csv, "CSV file", ".csv")
+    plots = _plot_folder(args.plots) if args.plots else None
+    model = _load(args)
+    progress = _SetProgress(STIMULI, False)
+    try:
+        probes = probe_channels(model, layers=args.layers, input_size=args.input_size, batch_size=args.batch_size,
+                                progress=progress)
+    finally:
+        progress.close()
+    written = [probes.to_netcdf(args.output)]
+    if args.csv:
+        written.append(probes.to_csv(args.csv))
+    print(f"{probes.model_name} ({probes.weights}), layer set {probes.layers}: {STIMULI} stimuli of "
+          f"{probes.input_size} px; OSI, HSI: 0 = the same response to every orientation / hue, 1 = to one only")
+    drawn = 0
+    for index, level in enumerate(probes.levels):
+        count = probes.channel_counts[index]
+        shown = f"the {args.show} most selective" if count > args.show else (
+            f"all {count}, fewer than --show {args.show}" if count < args.show else f"all {count}")
+        print(f"level {index} {level}: {count} channels, {shown} by orientation, then by hue")
+        plotted: set[int] = set()
+        tables = (("orientation", probes.preferred_orientation_deg, probes.osi, "OSI"),
+                  ("hue", probes.preferred_hue_deg, probes.hsi, "HSI"))
+        for title, preferred, selectivity, unit in tables:
+            print(f"  {title + ':':<12} {'channel':>7} {'preferred':>10} {unit:>6}  label")
+            for channel in _most(selectivity[index], args.show):
+                angle = float(preferred[index][channel])
+                where = f"{angle:.1f} deg" if angle == angle else "n/a"
+                print(f"  {'':<12} {channel:>7} {where:>10} {_number(float(selectivity[index][channel])):>6}  "
+                      f"{probes.label[index][channel]}")
+                plotted.add(channel)
+        if plots is not None:
+            for channel in sorted(plotted):
+                probes.plot_tuning(index, channel, plots / f"{_file_name(level)}_ch{channel}.png")
+                drawn += 1
+    if plots is not None:
+        print(f"wrote {drawn} tuning plots to {plots}")
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+def _most(values, count: int) -> list[int]:
+    """Indices of the ``count`` highest values, highest first (NaN last, ties by index)."""
+    import numpy as np
+
+    values = np.asarray(values, dtype=np.float64)
+    order = np.lexsort((np.arange(len(values)), -np.where(np.isnan(values), -np.inf, values)))
+    return [int(i) for i in order[:count]]
+
+
+def _plot_folder(folder: str) -> Path:
+    """--plots: a folder, created if missing, checked before computing."""
+    out = Path(folder)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--plots {out} is {describe_file_type(os.stat(out).st_mode)}, not a folder: give a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create the plot folder {out}: {os_error_advice(exc)}") from None
+    check_writable(out / "tuning.png", "picture", ".png")
+    return out
+
+
+def _file_name(level: str) -> str:
+    """A level name as a safe file-name part (layer names hold dots, rarely slashes)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", level)
+
+
+def _atlas(args: argparse.Namespace) -> int:
+    """A level's exemplar atlas of a study file as a PNG."""
+    from .atlas import exemplar_atlas, save_atlas
+    from .statistics import read_channel_statistics
+
+    channels = _channel_numbers(args.channels) if args.channels is not None else None
+    if args.tile is not None and not 8 <= args.tile <= 512:
+        raise CnnEngineError(f"--tile must be from 8 to 512 pixels, not {args.tile}")
+    if args.columns is not None and args.columns < 1:
+        raise CnnEngineError(f"--columns must be at least 1, not {args.columns}")
+    if Path(args.output).suffix.lower() != ".png":
+        raise OutputError(f"an atlas is a PNG picture: give -o a name ending in .png, not {args.output}")
+    check_writable(args.output, "picture", ".png")
+    stats = read_channel_statistics(args.study)
+    level = args.level if args.level in stats.levels or not args.level.isdigit() else int(args.level)
+    atlas = exemplar_atlas(stats, level, channels=channels, tile=args.tile, columns=args.columns)
+    path = save_atlas(atlas, args.output)
+    height, width = atlas.rgb.shape[:2]
+    print(f"level {stats.level_index(level)} {atlas.level}: channels {', '.join(str(c) for c in atlas.channels)}")
+    print(f"wrote {path} ({width}x{height} px: {atlas.rows} x {atlas.columns} channels, {atlas.side} x {atlas.side} "
+          f"exemplars of {atlas.tile} px each)")
+    return 0
+
+
+def _channel_numbers(text: str) -> list[int]:
+    """--channels 3,7,12 as channel indices."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts or not all(part.isdigit() for part in parts):
+        raise CnnEngineError(f"--channels takes channel indices separated by commas, such as 3,7,12, not {text!r}")
+    return [int(part) for part in parts]
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    """Perturbation sweeps of one image: everything the user gives is checked (perturbations,
+    severities, image, outputs) before the model loads; then one progress bar over every picture,
+    each perturbation's netCDF and CSV written as soon as it is done, the figure, and per
+    perturbation the flip and half severities and a table of the steps."""
+    from dataclasses import replace
+
+    from .evidence import resolve_target
+    from .images import load_image
+    from .sweep import sweep
+    from .sweep_plot import sweep_figure
+
+    plans = _sweep_plans(args)
+    load_image(args.image)  # an image that cannot be read fails here, before anything is written
+    targets = _sweep_targets(args.image, args.output, [name for name, _, _ in plans])
+    model = _load(args)
+    if args.target is not None and model.categories:  # the engine would resolve it only after the run
+        resolve_target(args.target, model.categories, 0)
+    # The engine's count: the clean picture, then each step that is not the clean picture.
+    counts = [1 + sum(value != chosen.identity for value in values) for _, chosen, values in plans]
+    progress = _SetProgress(max(sum(counts), 2), False)  # a bar even for one picture
+    done_before = 0
+    kept, written = [], []
+    try:
+        for (name, chosen, values), count in zip(plans, counts):
+            def step_progress(done: int, total: int, before: int = done_before, expected: int = count) -> None:
+                progress(before + done, sum(counts) - expected + total)
+
+            options = _sweep_options(args) if name == "occlusion" else {}
+            result = sweep(model, args.image, name, values, layers=args.layers, top_k=args.top_k, target=args.target,
+                           rank_by=args.rank_by, input_size=args.input_size, fit=args.fit,
+                           interpolation=args.interpolation, seed=args.seed, batch_size=args.batch_size,
+                           progress=step_progress, **options)
+            done_before += count
+            netcdf, table = targets[name]
+            written += [result.to_netcdf(netcdf, format=args.format), result.to_csv(table)]
+            # The figure needs the table only: the step volumes and pictures go now, not at the end.
+            kept.append(replace(result, images=(), _volumes=[], _rebuild=None))
+    finally:
+        progress.close()
+    written.append(sweep_figure(kept, targets["figure"]))
+    for result in kept:
+        _print_sweep(result)
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+def _sweep_plans(args: argparse.Namespace) -> list[tuple[str, Any, tuple[float, ...]]]:
+    """(name, perturbation, severities) for each --perturbation, every one checked: unknown names,
+    severities out of range, fewer than two steps and conflicting options are refused here."""
+    import numpy as np
+
+    from .perturbations import check_severities, perturbation
+
+    names = list(dict.fromkeys(part.strip() for given in args.perturbation for part in given.split(",")
+                               if part.strip()))
+    if not names:
+        raise CnnEngineError("--perturbation names no perturbation: give one or more names, such as blur or blur,noise")
+    ranged = args.start is not None or args.stop is not None or args.steps is not None
+    if args.values is not None and ranged:
+        raise CnnEngineError("give the severities either as --values or as --from/--to/--steps, not both")
+    if args.steps is not None and args.steps < 2:
+        raise CnnEngineError(f"--steps must be at least 2, not {args.steps}: a sweep compares severities")
+    if (args.position is not None or args.occluder is not None) and "occlusion" not in names:
+        flag = "--position" if args.position is not None else "--occluder"
+        raise CnnEngineError(f"{flag} places or fills the occlusion patch: add --perturbation occlusion, or leave "
+                             f"{flag} out")
+    given = _severity_list(args.values) if args.values is not None else None
+    plans = []
+    for name in names:
+        chosen = perturbation(name)
+        if given is not None:
+            values = given
+        elif ranged:
+            start = min(chosen.default_values) if args.start is None else args.start
+            stop = max(chosen.default_values) if args.stop is None else args.stop
+            check_severities(chosen, (start, stop))  # the message names the end given, not a step inside
+            # 12 significant digits: 0.3, not 0.30000000000000004, in labels, tables and files.
+            values = [float(f"{v:.12g}") for v in np.linspace(start, stop, args.steps or SWEEP_STEPS)]
+        else:
+            values = chosen.default_values
+        values = check_severities(chosen, values)
+        if len(values) < 2:
+            raise CnnEngineError(f"--values gives one severity ({values[0]:g}): a sweep needs at least two, e.g. "
+                                 f"--values {chosen.low:g},{chosen.high:g} ({chosen.name} {chosen.parameter}: "
+                                 f"{chosen.low:g} to {chosen.high:g} {chosen.unit})")
+        plans.append((name, chosen, values))
+    if args.position is not None:
+        _sweep_options(args)  # a malformed --position fails now, not after the first sweeps
+    return plans
+
+
+def _severity_list(text: str) -> list[float]:
+    """--values 0,1,2,4 as numbers (their ranges are checked per perturbation)."""
+    try:
+        return [float(part) for part in text.split(",") if part.strip()] or [float(text)]
+    except ValueError:
+        raise CnnEngineError(f"--values takes numbers separated by commas, such as 0,1,2,4, not {text!r}") from None
+
+
+def _sweep_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The occlusion options given: --position X,Y (input pixels) and --occluder."""
+    options: dict[str, Any] = {}
+    if args.position is not None:
+        try:
+            x, y = (float(part) for part in args.position.split(","))
+        except ValueError:
+            raise CnnEngineError(f"--position takes the patch centre as X,Y in input pixels, such as 112,80, "
+                                 f"not {args.position!r}") from None
+        options["position"] = (x, y)
+    if args.occluder is not None:
+        options["occluder"] = args.occluder
+    return options
+
+
+def _sweep_targets(image: str, output: str, names: list[str]) -> dict[str, Any]:
+    """The output folder (created if missing) and every file the sweep writes, checked writable
+    before computing: {name: (netCDF, CSV)} and "figure"."""
+    out = Path(output)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"output {out} is {describe_file_type(os.stat(out).st_mode)}, not a folder: give a folder "
+                          "for the sweep's files")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create output folder {out}: {os_error_advice(exc)}") from None
+    stem = Path(image).stem
+    targets: dict[str, Any] = {}
+    for name in names:
+        targets[name] = (check_writable(out / f"{stem}_{name}.nc"),
+                         check_writable(out / f"{stem}_{name}.csv", "CSV file", ".csv"))
+    figure = f"{stem}_{names[0]}.png" if len(names) == 1 else f"{stem}_sweep.png"
+    targets["figure"] = check_writable(out / figure, "picture", ".png")
+    return targets
+
+
+def _print_sweep(result) -> None:
+    """A sweep's summary: what was swept, the flip and half severities, and one line per step."""
+    from .sweep_plot import unit_text
+
+    level_first, level_last = result.levels[0], result.levels[-1]
+    target = f"; target {result.target_label} ({result.target})" if result.target is not None else ""
+    print(f"{result.perturbation} {result.parameter} ({unit_text(result.unit)}): {len(result.steps)} steps; "
+          f"clean top-1 {result.clean_label} ({result.clean_class}), p {result.clean_probability:.3f}{target}")
+    by_severity = {step.severity: step for step in result.steps}
+    if result.flip_severity is None:
+        print(f"  flip severity: none (the top-1 class stays {result.clean_label} at every step)")
+    else:
+        top1 = by_severity[result.flip_severity].top1
+        print(f"  flip severity: {result.flip_severity:.6g} (top-1 becomes {top1.label}, p {top1.probability:.3f})")
+    half = result.clean_probability / 2
+    if result.half_severity is None:
+        print(f"  half severity: none ({result.clean_label} stays at or above {half:.3f}, half its clean probability)")
+    else:
+        below = by_severity[result.half_severity].clean_probability
+        print(f"  half severity: {result.half_severity:.6g} ({result.clean_label} p {below:.3f}, below {half:.3f})")
+    drift = [f"drift {level_first}"] + ([f"drift {level_last}"] if len(result.levels) > 1 else [])
+    header = f"  {'severity':>9}  {'top-1 (p)':<30} {'p clean':>7}" + (f" {'p target':>8}" if target else "")
+    print(header + "".join(f" {name:>{max(len(name), 7)}}" for name in drift))
+    for step in result.steps:
+        top1 = f"{step.top1.label} ({step.top1.probability:.3f})"
+        line = f"  {step.severity:>9.6g}  {top1:<30} {step.clean_probability:>7.3f}"
+        if target:
+            line += f" {step.target_probability:>8.3f}"
+        # Rounded first: float32 noise of the same activation (a drift of -1e-7) reads 0.000, not -0.000.
+        values = [round(v, 3) + 0.0 for v in [step.drift[0]] + ([step.drift[-1]] if len(result.levels) > 1 else [])]
+        line += "".join(f" {_number(value):>{max(len(name), 7)}}" for name, value in zip(drift, values))
+        print(line)
 
 
 if __name__ == "__main__":

@@ -3,18 +3,16 @@
 Two panels side by side: deletion (left; a curve that falls fast is good) and insertion (right;
 a curve that rises fast is good), each with the map's curve and those of the random map and the
 centred prior, areas under the curves in the legend. Drawn with matplotlib's Agg renderer (no
-window, no global pyplot state) and written atomically (see :mod:`cnn_engine.atomic`).
+window, no global pyplot state) and written atomically (the shared part: :mod:`cnn_engine.figures`).
 """
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 
-from .atomic import atomic_write, check_writable
-from .errors import OutputError
 from .faithfulness import Faithfulness
+from .figures import check_png_path, new_figure, png_bytes, write_png
 
 #: Figure size in inches and resolution: 1100 x 420 pixels.
 FIGURE_SIZE = (11.0, 4.2)
@@ -26,28 +24,18 @@ def save_curves(result: Faithfulness, path: str | os.PathLike, name: str = "map"
     (e.g. ``Grad-CAM``). Returns the path. Raises :class:`OutputError` for a path not ending in
     ``.png``, an unwritable location, or a missing matplotlib."""
     path = check_curves_path(path)
-    png = render_curves(result, name)
-    return atomic_write(path, lambda temporary: Path(temporary).write_bytes(png), what="picture")
+    return write_png(path, render_curves(result, name))
 
 
 def check_curves_path(path: str | os.PathLike) -> Path:
     """Fail early, before any computing, for a curves path that is not a writable ``.png`` file.
     Returns it resolved."""
-    if Path(path).suffix.lower() != ".png":
-        raise OutputError(f"cannot write the score curves to {path}: they are a PNG picture; give a name ending in .png")
-    return check_writable(path, what="picture", suffix=".png")
+    return check_png_path(path, "the score curves", plural=True)
 
 
 def render_curves(result: Faithfulness, name: str = "map") -> bytes:
     """The curves of ``result`` as PNG bytes (see the module docstring)."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise OutputError("drawing the score curves needs matplotlib (Debian: apt-get install python3-matplotlib, "
-                          "which ParaView's package brings)") from None
-    figure = Figure(figsize=FIGURE_SIZE, dpi=DPI)
-    FigureCanvasAgg(figure)
+    figure = new_figure(FIGURE_SIZE, DPI, "the score curves")
     figure.suptitle(f"{name} for {result.target_label} (class {result.target_index}): RISE deletion and insertion, "
                     f"{result.steps} steps, {result.baseline} baseline")
     curves = ((name, result.map, "#c2185b", "-"), ("random map", result.random, "#757575", "--"),
@@ -66,6 +54,4 @@ def render_curves(result: Faithfulness, name: str = "map") -> bytes:
         axes.grid(alpha=0.3)
         axes.legend(loc="upper right" if kind == "deletion" else "lower right")
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return png_bytes(figure)

@@ -91,6 +91,13 @@ class Perturbation:
     description: str
     _operation: Callable[..., np.ndarray] = field(repr=False, compare=False, default=None)
     _label: str = field(repr=False, compare=False, default="")
+    _mildest: float | None = field(repr=False, compare=False, default=None)
+
+    @property
+    def mildest(self) -> float:
+        """The severity nearest the clean picture: the identity, or where there is none the end of
+        the range that changes the picture least (JPEG: quality 100)."""
+        return self.identity if self.identity is not None else float(self._mildest)
 
     def apply(self, rgb: np.ndarray, severity: float, seed: int = 0, **options: Any) -> np.ndarray:
         """The perturbed picture: ``rgb`` (H, W, 3) uint8, image order -> the same shape, uint8.
@@ -353,7 +360,7 @@ PERTURBATIONS: dict[str, Perturbation] = {p.name: p for p in (
     Perturbation("jpeg", "quality", "JPEG quality (1-100)", None, 1.0, 100.0,
                  (1.0, 5.0, 10.0, 20.0, 30.0, 50.0, 75.0, 90.0, 100.0),
                  "JPEG encode and decode at that quality (Pillow, in memory): lower is stronger",
-                 _jpeg, "jpeg quality {}"),
+                 _jpeg, "jpeg quality {}", _mildest=100.0),
     Perturbation("rotation", "angle", "degree", 0.0, -180.0, 180.0,
                  (-45.0, -30.0, -15.0, 0.0, 15.0, 30.0, 45.0),
                  "rotation counter-clockwise about the picture centre, corners filled",

@@ -22,9 +22,9 @@ compare across steps.
 
 A severity equal to the perturbation's identity (brightness 1, blur 0...) is the clean picture
 itself: it is computed once, and its drift is exactly 0. Summary:
-:attr:`Sweep.flip_severity` is the severity nearest the clean picture (the identity; for a
-perturbation without one, the first in sweep order) at which the top-1 class is no longer the clean
-class, :attr:`Sweep.half_severity` the nearest at which the clean class's probability falls below
+:attr:`Sweep.flip_severity` is the severity nearest the clean picture (the perturbation's
+``mildest``: its identity; for JPEG, quality 100; a tie goes to the lower severity) at which the
+top-1 class is no longer the clean class, :attr:`Sweep.half_severity` the nearest at which the clean class's probability falls below
 half its clean value; None when no step does.
 """
 
@@ -150,10 +150,9 @@ class Sweep:
         return write_sweep_netcdf(self, path, format)
 
     def _nearest(self, condition) -> float | None:
-        identity = find_perturbation(self.perturbation).identity
-        order = range(len(self.steps))
-        if identity is not None:
-            order = sorted(order, key=lambda i: (abs(self.steps[i].severity - identity), self.steps[i].severity))
+        mildest = find_perturbation(self.perturbation).mildest
+        order = sorted(range(len(self.steps)), key=lambda i: (abs(self.steps[i].severity - mildest),
+                                                               self.steps[i].severity))
         for i in order:
             if condition(self.steps[i]):
                 return self.steps[i].severity
@@ -188,6 +187,8 @@ def sweep(model: CnnModel | nn.Module, image, perturbation: str, values: Sequenc
     model = _as_model(model)
     levels = model.levels(layers)
     preprocessing = Preprocessing(fit=fit, size=input_size, max_side=max_side)
+    if target is not None and model.categories:  # a wrong class is told before anything runs
+        resolve_target(target, model.categories, 0, len(model.categories))
     loaded = load_image(image)
     clean = network_input(loaded.image, preprocessing, model.mean, model.std)
     pictures = [chosen.apply(clean.rgb, value, seed=seed, **options) if value != chosen.identity else clean.rgb
@@ -295,7 +296,8 @@ class _Run:
             # ||b - a||^2 = ||b||^2 + ||a||^2 - 2 a.b: no copy of the level's outputs (rounding: ~1e-7 relative).
             distance = np.sqrt(np.maximum(norms ** 2 + clean_norm ** 2 - 2 * dots, 0.0))
             with np.errstate(invalid="ignore", divide="ignore"):
-                drift[:, index] = 1.0 - dots / (norms * clean_norm) if clean_norm > 0 else np.nan
+                # Clipped: float32 dot products put identical activations a few 1e-7 off a cosine of 1.
+                drift[:, index] = 1.0 - np.clip(dots / (norms * clean_norm), -1.0, 1.0) if clean_norm > 0 else np.nan
                 relative[:, index] = distance / clean_norm if clean_norm > 0 else np.nan
             for row, builder in enumerate(builders):
                 if builder is None:

@@ -78,7 +78,11 @@ def write_sweep_netcdf(sweep, path: str | os.PathLike, format: str | None = None
 def read_sweep_table(path: str | os.PathLike) -> dict[str, Any]:
     """The table of a sweep file as arrays: ``severity``, ``label``, ``clean_probability``,
     ``target_probability``, ``drift`` and ``relative_l2`` (steps, levels), ``levels``, and the
-    sweep's global attributes (``perturbation``, ``flip_severity``...); the volumes through
+    sweep's global attributes (``perturbation``, ``flip_severity``...), numbers as on the
+    :class:`~cnn_engine.sweep.Sweep` (``clean_class`` an int, ``target`` an int or None,
+    ``flip_severity``/``half_severity`` a float or None; the clean picture's probability of its
+    top-1 class, :attr:`Sweep.clean_probability`, is ``clean_picture_probability``, since
+    ``clean_probability`` is the column of the steps); the volumes through
     :func:`cnn_engine.read_set_netcdf`."""
     from .netcdf import SET_FORMAT_NAME, VolumeFile
     from .set_netcdf import _strings
@@ -90,9 +94,16 @@ def read_sweep_table(path: str | os.PathLike) -> dict[str, Any]:
             "sweep_severity", "sweep_clean_probability", "sweep_target_probability", "sweep_drift", "sweep_relative_l2")}
         table["label"] = _strings(nc.array("sweep_step_label"))
         table["levels"] = _strings(nc.array("level_name"))
-        for name in ("perturbation", "parameter", "unit", "clean_label", "clean_class", "clean_probability", "target",
-                     "flip_severity", "half_severity"):
+        for name in ("perturbation", "parameter", "unit", "clean_label"):
             table[name] = nc.attribute(f"sweep_{name}")
+        # VolumeFile.attribute gives text: the numbers back as numbers, "none" (-1, NaN) as None.
+        table["clean_class"] = int(nc.attribute("sweep_clean_class"))
+        table["clean_picture_probability"] = float(nc.attribute("sweep_clean_probability"))
+        target = int(nc.attribute("sweep_target"))
+        table["target"] = None if target < 0 else target
+        for name in ("flip_severity", "half_severity"):
+            value = float(nc.attribute(f"sweep_{name}"))
+            table[name] = None if math.isnan(value) else value
     table["volumes"] = read_set_netcdf(path)
     return table
 

@@ -13,6 +13,19 @@ image_set_efficientnet_lite0.pvsm holds the same row for a CNN Image Set over th
 examples/sample_set.csv (five sample photographs with their ImageNet classes, written here too):
 one image per time step, channels chosen and levels scaled over the whole set, and a caption
 naming the image, its true class and the top-1 prediction.
+
+channel_statistics.pvsm holds the channel study of the same five photographs
+(cnn_paraview.scenes.show_channel_statistics): a CNN Channel Statistics (the table of every
+level and channel in a spreadsheet, the chosen channel's class means as a bar chart, the level's
+exemplar atlas) and a CNN Image Set showing the chosen channel at every time step, through a
+property link from the statistics' Chosen Channel to the set's Explicit Channels (saved in the
+state: change Level or Channel, Apply, and the set follows).
+
+perturbation_sweep.pvsm holds a blur sweep of the cat photograph (cnn_paraview.scenes.show_sweep,
+offline model): one severity per time step (the Time widget reads "blur sigma"), the overview row
+of the volume at the step with a caption naming it, and below the probability of the clean class
+and of tabby against sigma, the drift of every level against sigma, and the drift as a level x
+step picture.
 """
 
 import sys
@@ -82,3 +95,33 @@ if not WANTED or SET_STATE in WANTED:
     show_image_set(SAMPLE_SET, "efficientnet_lite0", "default", view=view, Fit="center-crop")
     simple.SaveState(str(ROOT / "examples" / SET_STATE))
     print("wrote", SET_STATE)
+
+STUDY_STATE = "channel_statistics.pvsm"
+if not WANTED or STUDY_STATE in WANTED:
+    (ROOT / SAMPLE_SET).write_text("\n".join(SAMPLE_SET_LINES) + "\n")
+    simple.ResetSession()
+    if not hasattr(simple, "CNNChannelStatistics"):
+        simple.LoadPlugin(str(ROOT / "plugin" / "cnn_activations.py"))
+    from cnn_paraview.scenes import show_channel_statistics
+
+    layout = simple.CreateLayout("CNN Channel Statistics")
+    layout.SetSize(1600, 1000)
+    # A middle level (level 9, _blocks.7: parts of objects, and exemplar tiles that show them) and its most
+    # selective channel among the five classes; center-crop gives every image one 224 x 224 grid.
+    show_channel_statistics(SAMPLE_SET, "efficientnet_lite0", "default", level=9, layout=layout, Fit="center-crop")
+    simple.SaveState(str(ROOT / "examples" / STUDY_STATE))
+    print("wrote", STUDY_STATE)
+
+SWEEP_STATE = "perturbation_sweep.pvsm"
+if not WANTED or SWEEP_STATE in WANTED:
+    simple.ResetSession()
+    if not hasattr(simple, "CNNPerturbationSweep"):
+        simple.LoadPlugin(str(ROOT / "plugin" / "cnn_activations.py"))
+    from cnn_paraview.scenes import show_sweep
+
+    layout = simple.CreateLayout("CNN Perturbation Sweep")
+    layout.SetSize(1600, 1000)
+    # Blur's default severities (Steps 0: sigma 0 to 8 input pixels, the clean image first).
+    show_sweep(IMAGE, "blur", "efficientnet_lite0", "default", layout=layout, TargetClass="tabby")
+    simple.SaveState(str(ROOT / "examples" / SWEEP_STATE))
+    print("wrote", SWEEP_STATE)

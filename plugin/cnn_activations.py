@@ -5,7 +5,9 @@
     PV_PLUGIN_PATH=<this folder> paraview                     # at start-up
 
 It adds the sources "CNN Activation Volume" (Sources > CNN, and a reader of image files for
-File > Open) and "CNN Image Set" (a set of images as time steps), the filters "CNN Layer
+File > Open), "CNN Image Set" (a set of images as time steps), "CNN Channel Statistics"
+(which channel responds to which class or feature) and "CNN Perturbation Sweep" (one image
+perturbed step by step, the severities as time steps), the filters "CNN Layer
 Normalize" and "CNN Caption" (Filters > CNN), the reader "CNN Activation Volume NetCDF Reader"
 (File > Open, *.nc) and the writer "CNN NetCDF Writer" (File > Save Data, *.nc). The code lives in
 the cnn_paraview package beside this file (one module per proxy) and in the cnn_engine package of
@@ -31,6 +33,8 @@ from cnn_paraview.caption import CNNCaption  # noqa: E402,F401
 from cnn_paraview.image_set_source import CNNImageSet  # noqa: E402,F401
 from cnn_paraview.netcdf_reader import CNNActivationNetCDFReader  # noqa: E402,F401
 from cnn_paraview.normalize_filter import CNNLayerNormalize  # noqa: E402,F401
+from cnn_paraview.statistics_source import CNNChannelStatistics  # noqa: E402,F401
+from cnn_paraview.sweep_source import CNNPerturbationSweep  # noqa: E402,F401
 from cnn_paraview.volume_source import CNNActivationVolume, CNNActivationVolumeReader  # noqa: E402,F401
 from cnn_paraview.writer import CNNNetCDFWriter  # noqa: E402,F401
 from cnn_paraview.scripting import raise_on_failed_writes  # noqa: E402

@@ -141,3 +141,9 @@ def test_asking_for_a_step_that_does_not_exist_names_the_range(blur):
     with pytest.raises(cnn_engine.CnnEngineError, match="step 5 does not exist: the sweep has steps 0 to 4"):
         blur.volume(5)
 
+
+
+def test_for_jpeg_the_flip_severity_is_the_highest_quality_that_changes_the_top1_class(lite0, cat_path):
+    run = sweep(lite0, cat_path, "jpeg", [1, 5, 10, 50, 100], layers=LEVELS[:1])
+    changed = [step.severity for step in run.steps if step.top1.index != run.clean_class]
+    assert changed and run.flip_severity == max(changed)  # nearest quality 100, the mildest end

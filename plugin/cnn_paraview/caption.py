@@ -32,7 +32,8 @@ class CNNCaption(_AttributeSettings, VTKPythonAlgorithmBase):
         "Predictions: the model, its weights and the top-5 predictions; "
         "Image: for a CNN Image Set, the image of the time step, e.g. "
         "'3/25 cat_1.jpg  true: tabby  top-1: tabby 83%' (its position from 1, file name, true class, "
-        "top-1 prediction)."))
+        "top-1 prediction); for a CNN Perturbation Sweep, the step first: "
+        "'blur sigma 2.5  5/9 cat.jpg  top-1: tabby 41%'."))
     def c01_SetContent(self, index):
         self._set_checked("_content", index, Domains.Content)
 
@@ -55,6 +56,9 @@ class CNNCaption(_AttributeSettings, VTKPythonAlgorithmBase):
             else:
                 fields = set_fields_from_vtk(data) or {}
                 text = image_caption(metadata, fields.get("set_size"), fields.get("true_label") or None)
+                step = data.GetFieldData().GetAbstractArray("step_label")  # a CNN Perturbation Sweep's step
+                if text and step is not None and step.GetNumberOfValues():
+                    text = f"{step.GetValue(0)}  {text}"
             column = strings([text])
             column.SetName("Text")
             vtkTable.GetData(outInfo, 0).AddColumn(column)

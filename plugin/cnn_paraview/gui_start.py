@@ -24,7 +24,9 @@ def _load_state() -> None:
     # view that the state replaces) crashed ParaView. Nothing renders yet, so the pipeline runs on
     # the window's first paint, with the progress bar on screen.
     simple.LoadState(os.environ["CNNVIS_STATE"])
-    views = simple.GetViews()
+    # A render view: _start_later asks for one and would add a new one to the layout if the active
+    # view were a state's spreadsheet or chart (GetViews lists views by name).
+    views = simple.GetViews("RenderView") or simple.GetViews()
     if views:
         simple.SetActiveView(views[0])
 

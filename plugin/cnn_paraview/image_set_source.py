@@ -133,8 +133,10 @@ class CNNImageSet(_ModelProperties, VTKPythonAlgorithmBase):
     def a16_SetChannelChoice(self, index):
         self._set_checked("channels", index, Domains.ChannelChoice)
 
+    # immediate_update: a property link (CNN Channel Statistics' Chosen Channel) sets it from outside
+    # the panel; pushed at once, the next render shows that channel without another Apply.
     @smproperty.stringvector(name="ExplicitChannels", label="Explicit Channels", number_of_elements=1,
-                             default_values="")
+                             default_values="", immediate_update="1")
     @smdomain.xml(documentation(
         "For Channel Choice Explicit: LEVEL:C,C;LEVEL:C, e.g. layer4.2:12,40;layer3.5:7 (channel indices from "
         "0). The volume's levels are then the listed levels, in network order."))

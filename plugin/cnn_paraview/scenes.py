@@ -9,7 +9,11 @@ early layer keeps of it (edges, colours), a middle layer, and the last layer bef
 classifier, each named above its panel, on one colour legend, with the top-5 predictions and the
 model that made them in the corner. Each panel is one level of the volume picked by its level
 index (Extract Subset), so no interaction widget covers the picture. ``show_image_set`` builds the
-same row for a CNN Image Set, whose time steps are the images of a set.
+same row for a CNN Image Set, whose time steps are the images of a set. ``show_channel_statistics``
+builds the channel study: a CNN Channel Statistics beside a CNN Image Set that shows the chosen
+channel (:func:`link_chosen_channel`), with a spreadsheet, a chart and the exemplar atlas.
+``show_sweep`` builds a perturbation sweep: the row of a CNN Perturbation Sweep's volume at the
+time step (one severity each), above charts of probability and drift against the severity.
 """
 
 from __future__ import annotations
@@ -162,3 +166,323 @@ def _show_in_scene(text_proxy, position: list[float], view) -> None:
     display.FontSize = 13
     display.Color = [1.0, 1.0, 1.0]
     display.Justification = "Left"
+
+
+# --- the channel study --------------------------------------------------------------------------------
+
+#: Registration name of the property link from CNN Channel Statistics' Chosen Channel to CNN
+#: Image Set's Explicit Channels (state files keep it under this name).
+CHOSEN_CHANNEL_LINK = "CNN Chosen Channel"
+#: Registration names of the study's views, in the layout's reading order.
+STUDY_VIEWS = ("Chosen Channel Over The Set", "Exemplar Atlas", "Channels", "Class Means")
+
+
+def link_chosen_channel(statistics, image_set, name: str = CHOSEN_CHANNEL_LINK):
+    """Link ``statistics``' Chosen Channel (LEVEL:CHANNEL, read-only) to ``image_set``'s Explicit
+    Channels with a vtkSMPropertyLink registered as ``name`` (saved in and restored from state
+    files): the image set then shows the channel chosen by Level and Channel, at every time step,
+    when its Channel Choice is Explicit. The link copies the value whenever the statistics'
+    information is updated: on Apply in the GUI; in a script by :func:`choose_channel`."""
+    from paraview import servermanager
+
+    link = servermanager.vtkSMPropertyLink()
+    link.AddLinkedProperty(statistics.SMProxy, "ChosenChannel", servermanager.vtkSMLink.INPUT)
+    link.AddLinkedProperty(image_set.SMProxy, "ExplicitChannels", servermanager.vtkSMLink.OUTPUT)
+    servermanager.ProxyManager().RegisterLink(name, link)
+    return link
+
+
+def choose_channel(statistics, level: int, channel: int) -> str:
+    """Choose ``channel`` of level ``level`` (an index, -1 the last) on ``statistics`` and pass the
+    choice on through the property link (the statistics' information is updated: no recomputing).
+    Returns the chosen LEVEL:CHANNEL ("" when the level or channel does not exist: Last Error says why)."""
+    statistics.Level = level
+    statistics.Channel = channel
+    statistics.UpdatePipelineInformation()
+    return statistics.GetPropertyValue("ChosenChannel")
+
+
+def most_selective_channel(statistics, level: int = -1) -> int:
+    """The channel of level ``level`` (an index, -1 the last) with the highest selectivity (then
+    AUROC) in ``statistics``' table (output port 0); -1 when the table has no such row."""
+    import math
+
+    from paraview import servermanager
+
+    statistics.UpdatePipeline()
+    table = servermanager.Fetch(statistics, idx=0)
+    if table is None or table.GetNumberOfRows() == 0:
+        return -1
+    column = {name: table.GetColumnByName(name) for name in ("level_index", "channel", "selectivity", "auroc")}
+    rows = range(table.GetNumberOfRows())
+    levels = [column["level_index"].GetValue(r) for r in rows]
+    wanted = max(levels) if level < 0 else level
+
+    def score(value: float) -> float:
+        return value if math.isfinite(value) else -math.inf
+
+    best = max((r for r in rows if levels[r] == wanted), default=None,
+               key=lambda r: (score(column["selectivity"].GetValue(r)), score(column["auroc"].GetValue(r)),
+                              -column["channel"].GetValue(r)))
+    return -1 if best is None else int(column["channel"].GetValue(best))
+
+
+def show_channel_statistics(images, model: str = "resnet50", weights: str = "default", level: int = -1,
+                            channel: int | None = None, layout=None, **properties) -> dict:
+    """Build and show the channel study of a labelled set of images; returns its proxies by role.
+
+    A CNN Channel Statistics over ``images`` (``properties`` go to it; those CNN Image Set has too,
+    such as Input Size and Fit, to the image set as well) and a CNN Image Set of the same images
+    with Channel Choice Explicit, linked (:func:`link_chosen_channel`) so that it shows the chosen
+    channel: ``channel`` of level ``level`` (default: the level's most selective channel). Four
+    views in one layout: the set's pictures and the chosen channel's map side by side, one image
+    per time step, scaled over the set; the level's exemplar atlas; the table of every level and
+    channel (click a column's header to sort by it); the chosen channel's class means as a bar
+    chart. Returns ``{"statistics", "image_set", "picture", "image_caption", "link", "views" (by
+    STUDY_VIEWS name), "layout"}``.
+    """
+    from paraview import simple
+
+    statistics = simple.CNNChannelStatistics(registrationName="CNN Channel Statistics", Images=images, Model=model,
+                                             Weights=weights, Level=level, **properties)
+    if channel is None:
+        channel = max(most_selective_channel(statistics, level), 0)
+    choose_channel(statistics, level, channel)
+    shared = {key: value for key, value in properties.items() if key in ("InputSize", "Fit", "Device", "BatchSize",
+                                                                           "TrustTorchScript")}
+    image_set = simple.CNNImageSet(registrationName="CNN Image Set", Images=images, Model=model, Weights=weights,
+                                   ChannelChoice="Explicit",
+                                   ExplicitChannels=statistics.GetPropertyValue("ChosenChannel"), **shared)
+    link = link_chosen_channel(statistics, image_set)
+    simple.GetAnimationScene().UpdateAnimationUsingDataTimeSteps()
+
+    layout = layout or simple.CreateLayout("CNN Channel Statistics")
+    views = {name: simple.CreateView(kind) for name, kind in zip(
+        STUDY_VIEWS, ("RenderView", "RenderView", "SpreadSheetView", "XYBarChartView"))}
+    for name, view in views.items():
+        simple.RenameView(name, view)
+    left, right = 1, 2
+    layout.SplitHorizontal(0, 0.5)
+    layout.SplitVertical(left, 0.55)
+    layout.SplitVertical(right, 0.55)
+    for cell, name in zip((3, 5, 4, 6), STUDY_VIEWS):  # top left, top right, bottom left, bottom right
+        layout.AssignView(cell, views[name])
+
+    picture, image_caption = _show_set_channel(image_set, views[STUDY_VIEWS[0]])
+    _show_atlas(statistics, views[STUDY_VIEWS[1]])
+    # In network order. Not sorted by selectivity from the start: ParaView's sorting prints a line
+    # on the terminal for each NaN (undefined selectivity, common where responses are signed).
+    simple.Show(simple.OutputPort(statistics, 0), views[STUDY_VIEWS[2]])
+    _show_class_means(statistics, views[STUDY_VIEWS[3]])
+    simple.SetActiveView(views[STUDY_VIEWS[0]])
+    simple.SetActiveSource(statistics)
+    return {"statistics": statistics, "image_set": image_set, "picture": picture, "image_caption": image_caption,
+            "link": link, "views": views, "layout": layout}
+
+
+def _show_set_channel(image_set, view):
+    """The set's picture and the chosen channel's map (its one level) side by side, on the set's
+    scale, with the image's caption; returns (the picture's Extract Subset, the caption)."""
+    from paraview import simple
+
+    image_set.UpdatePipeline()
+    extent = image_set.GetDataInformation().GetExtent()
+    width = max(extent[1] - extent[0] + 1, 1)
+    picture = simple.ExtractSubset(registrationName="Picture", Input=image_set)
+    shown = simple.Show(picture, view)
+    shown.SetRepresentationType("Slice")
+    simple.ColorBy(shown, ("POINTS", "image_rgb"))
+    shown.MapScalars = 0  # the picture's own colours
+    channel = simple.Show(image_set, view)
+    channel.SetRepresentationType("Slice")
+    channel.Position = [width * (1 + _GAP), 0.0, 0.0]
+    simple.ColorBy(channel, ("POINTS", "rank0"))
+    lut = simple.GetColorTransferFunction("rank0")
+    lut.ApplyPreset("Inferno (matplotlib)", True)
+    lut.RescaleTransferFunction(0.0, 1.0)
+    lut.AutomaticRescaleRangeMode = "Never"
+    lut.NanOpacity = 0.0
+    bar = simple.GetScalarBar(lut, view)
+    bar.Title = "chosen channel (scaled by its range over the set)"
+    bar.ComponentTitle = ""
+    bar.Orientation = "Horizontal"
+    bar.WindowLocation = "Lower Center"
+    bar.Visibility = 1
+    caption = simple.CNNCaption(registrationName="Image", Input=image_set, Content="Image")
+    text = simple.Show(caption, view)
+    text.WindowLocation = "Upper Center"
+    text.FontSize = 14
+    view.OrientationAxesVisibility = 0
+    view.InteractionMode = "2D"
+    simple.Render(view)
+    simple.ResetCamera(view)
+    return picture, caption
+
+
+def _show_atlas(statistics, view) -> None:
+    """The level's exemplar atlas (output port 2) in its own colours, seen flat."""
+    from paraview import simple
+
+    shown = simple.Show(simple.OutputPort(statistics, 2), view)
+    shown.SetRepresentationType("Slice")
+    shown.MapScalars = 0
+    view.OrientationAxesVisibility = 0
+    view.InteractionMode = "2D"
+    simple.Render(view)
+    simple.ResetCamera(view)
+
+
+def _show_class_means(statistics, chart) -> None:
+    """The chosen channel's class means (output port 1) as bars, one per class, named."""
+    from paraview import servermanager, simple
+
+    bars = simple.Show(simple.OutputPort(statistics, 1), chart)
+    bars.UseIndexForXAxis = 1
+    bars.SeriesVisibility = ["mean"]
+    table = servermanager.Fetch(statistics, idx=1)
+    names = table.GetColumnByName("class") if table is not None else None
+    if names is not None:
+        # The classes of the set do not change with the channel: name the bars once.
+        chart.BottomAxisUseCustomLabels = 1
+        chart.BottomAxisLabels = [str(value) for i in range(names.GetNumberOfValues())
+                                  for value in (i, names.GetValue(i))]
+    chart.ChartTitle = "class means of the chosen channel"
+    chart.ChartTitleFontSize = 14
+    chart.LeftAxisTitle = "class mean"
+    chart.BottomAxisTitle = ""
+    chart.BottomAxisLabelFontSize = 10
+    simple.Render(chart)
+
+
+# --- the perturbation sweep ---------------------------------------------------------------------------
+
+#: Registration names of the sweep scene's views: the volume at the step on top, the charts below.
+#: (``cnnvis paraview --state`` renders the first render view by name first, and paraview.simple
+#: resets the camera of the first view it renders: the volume's, not the drift map's framing.)
+SWEEP_VIEWS = ("Activations At The Step", "Probability", "Drift", "Drift Map")
+
+
+def show_sweep(image: str, perturbation: str = "blur", model: str = "resnet50", weights: str = "default", layout=None,
+               **properties) -> dict:
+    """Build and show a perturbation sweep of ``image``, one severity per time step; returns its
+    proxies by role.
+
+    A CNN Perturbation Sweep (``properties`` go to it: From, To, Steps, Layer Set...) in four
+    views of one layout: on top, the overview row of the volume at the time step (the perturbed
+    picture the network sees, an early, a middle and the last level) with the predictions and a
+    caption naming the step (``blur sigma 2.5  5/9 cat.jpg  top-1: ...``); below, side by side,
+    the probability of the clean class (and of the Target Class) against the severity, with a
+    marker at the step shown, the drift of every level against the severity, and the drift as a
+    level x step picture. The Time slider moves the volume, the picture, the captions and the
+    marker together. Returns ``{"source", "normalize", "panels", "captions", "heading",
+    "step_caption", "views" (by SWEEP_VIEWS name), "layout"}``.
+    """
+    from paraview import servermanager, simple
+
+    source = simple.CNNPerturbationSweep(registrationName="CNN Perturbation Sweep", FileName=image,
+                                         Perturbation=perturbation, Model=model, Weights=weights, **properties)
+    # The animation scene and the Time slider step through the severities.
+    simple.GetAnimationScene().UpdateAnimationUsingDataTimeSteps()
+    layout = layout or simple.CreateLayout("CNN Perturbation Sweep")
+    views = {name: simple.CreateView(kind) for name, kind in zip(
+        SWEEP_VIEWS, ("RenderView", "XYChartView", "XYChartView", "RenderView"))}
+    for name, view in views.items():
+        simple.RenameView(name, view)
+    layout.SplitVertical(0, 0.55)  # cell 1 on top, 2 below
+    layout.SplitHorizontal(2, 1 / 3)  # cells 5 and 6
+    layout.SplitHorizontal(6, 0.5)  # cells 13 and 14
+    for cell, name in zip((1, 5, 13, 14), SWEEP_VIEWS):
+        layout.AssignView(cell, views[name])
+
+    normalize = simple.CNNLayerNormalize(registrationName="CNN Layer Normalize", Input=source)
+    scene = _overview(source, normalize, views[SWEEP_VIEWS[0]], "activation (each level scaled to 0-1 at each step)")
+    step_caption = simple.CNNCaption(registrationName="Step", Input=source, Content="Image")
+    if scene["panels"]:
+        display = simple.Show(step_caption, views[SWEEP_VIEWS[0]])
+        display.WindowLocation = "Upper Right Corner"
+        display.FontSize = 16
+    table = servermanager.Fetch(source, idx=3)  # the sweep is computed: its table names the series
+    names = [table.GetColumnName(i) for i in range(table.GetNumberOfColumns())] if table is not None else []
+    field = table.GetFieldData() if table is not None else None
+    unit = field.GetAbstractArray("unit").GetValue(0) if field is not None and field.GetAbstractArray("unit") else ""
+    clean = (field.GetAbstractArray("clean_label").GetValue(0)
+             if field is not None and field.GetAbstractArray("clean_label") else "")
+    axis = f"{source.GetPropertyValue('TimeLabelAnnotation')} ({unit})" if unit else "severity"
+    _show_probability(source, views[SWEEP_VIEWS[1]], axis, clean, bool(properties.get("TargetClass")))
+    _show_drift(source, views[SWEEP_VIEWS[2]], axis, [name for name in names if name.startswith("drift ")])
+    _show_drift_map(source, views[SWEEP_VIEWS[3]])
+    simple.SetActiveView(views[SWEEP_VIEWS[0]])
+    simple.SetActiveSource(source)
+    return {**scene, "step_caption": step_caption, "views": views, "layout": layout}
+
+
+def _show_probability(source, chart, axis: str, clean: str, target: bool) -> None:
+    """Port 3 as lines against the severity: the clean class's probability (and the target's), and
+    a marker at the time step shown."""
+    from paraview import simple
+
+    lines = simple.Show(simple.OutputPort(source, 3), chart)
+    lines.UseIndexForXAxis = 0
+    lines.XArrayName = "severity"
+    shown = ["clean_probability", "shown_step"] + (["target_probability"] if target else [])
+    lines.SeriesVisibility = shown
+    lines.SeriesLabel = ["clean_probability", f"clean class ({clean})" if clean else "clean class",
+                         "target_probability", "target class", "shown_step", "this step"]
+    lines.SeriesLineStyle = ["shown_step", "0"]
+    lines.SeriesMarkerStyle = ["clean_probability", "4", "shown_step", "4"]
+    lines.SeriesMarkerSize = ["shown_step", "14"]
+    lines.SeriesLineThickness = ["clean_probability", "2", "target_probability", "2"]
+    chart.ChartTitle = "probability against severity"
+    chart.ChartTitleFontSize = 14
+    chart.LeftAxisTitle = "probability"
+    chart.BottomAxisTitle = axis
+    chart.LeftAxisUseCustomRange = 1
+    chart.LeftAxisRangeMinimum = 0.0
+    chart.LeftAxisRangeMaximum = 1.0
+    simple.Render(chart)
+
+
+def _show_drift(source, chart, axis: str, series: list) -> None:
+    """Port 3's drift columns as one line per level against the severity."""
+    from paraview import simple
+
+    lines = simple.Show(simple.OutputPort(source, 3), chart)
+    lines.UseIndexForXAxis = 0
+    lines.XArrayName = "severity"
+    lines.SeriesVisibility = series
+    chart.ChartTitle = "drift per level against severity"
+    chart.ChartTitleFontSize = 14
+    chart.LeftAxisTitle = "1 - cosine similarity"
+    chart.BottomAxisTitle = axis
+    chart.ShowLegend = 0  # one line per level: the drift map below names them by index
+    simple.Render(chart)
+
+
+def _show_drift_map(source, view) -> None:
+    """Port 4: drift as a picture, one cell per (time step, level), seen flat with axes."""
+    from paraview import simple
+
+    shown = simple.Show(simple.OutputPort(source, 4), view)
+    shown.SetRepresentationType("Surface")
+    simple.ColorBy(shown, ("CELLS", "drift"))
+    lut = simple.GetColorTransferFunction("drift")
+    lut.ApplyPreset("Viridis (matplotlib)", True)
+    bar = simple.GetScalarBar(lut, view)
+    bar.Title = "drift"
+    bar.ComponentTitle = ""
+    bar.WindowLocation = "Lower Right Corner"
+    bar.RangeLabelFormat = "%.2f"
+    bar.Visibility = 1
+    grid = shown.DataAxesGrid
+    grid.GridAxesVisibility = 1
+    grid.XTitle = "time step (severity increasing)"
+    grid.YTitle = "level"
+    grid.ZTitle = ""
+    grid.FacesToRender = 4  # the image's own plane (the min-XY face) only
+    grid.AxesToLabel = 3  # and labels on its lower (min-Y) and left (min-X) edges only
+    view.OrientationAxesVisibility = 0
+    view.InteractionMode = "2D"
+    simple.Render(view)
+    simple.ResetCamera(view)
+    view.SMProxy.SynchronizeCameraProperties()
+    view.CameraParallelScale = view.CameraParallelScale / 0.7  # room for the legend and the axes' labels

@@ -17,7 +17,7 @@ from cnn_engine.options import OPTIONS  # noqa: E402  (the plugin put the projec
 
 PROXIES = {("sources", "CNNActivationVolume"), ("sources", "CNNActivationVolumeReader"), ("sources", "CNNImageSet"),
            ("sources", "CNNActivationNetCDFReader"), ("filters", "CNNLayerNormalize"), ("filters", "CNNCaption"),
-           ("writers", "CNNNetCDFWriter")}
+           ("writers", "CNNNetCDFWriter"), ("sources", "CNNChannelStatistics"), ("sources", "CNNPerturbationSweep")}
 
 
 def prototype(group: str, name: str):
