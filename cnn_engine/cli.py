@@ -1037,8 +1037,6 @@ def _sweep(args: argparse.Namespace) -> int:
     severities, image, outputs) before the model loads; then one progress bar over every picture,
     each perturbation's netCDF and CSV written as soon as it is done, the figure, and per
     perturbation the flip and half severities and a table of the steps."""
-    from dataclasses import replace
-
     from .evidence import resolve_target
     from .images import load_image
     from .sweep import sweep
@@ -1069,7 +1067,7 @@ def _sweep(args: argparse.Namespace) -> int:
             netcdf, table = targets[name]
             written += [result.to_netcdf(netcdf, format=args.format), result.to_csv(table)]
             # The figure needs the table only: the step volumes and pictures go now, not at the end.
-            kept.append(replace(result, images=(), _volumes=[], _rebuild=None))
+            kept.append(result.table_only())
     finally:
         progress.close()
     written.append(sweep_figure(kept, targets["figure"]))

@@ -121,6 +121,10 @@ class Sweep:
             raise CnnEngineError("this sweep was read from a file without its volumes")
         return self._rebuild(index)
 
+    def table_only(self) -> "Sweep":
+        """This sweep without its volumes and pictures (all a figure or a table needs): their memory is freed."""
+        return replace(self, images=(), _volumes=[], _rebuild=None)
+
     def drift_table(self) -> np.ndarray:
         """Drift as a (levels, steps) float64 array: a level x severity picture."""
         return np.asarray([step.drift for step in self.steps], dtype=np.float64).T
