@@ -16,10 +16,8 @@ square of ``receptive_field`` input pixels centred on the cell; where it reaches
 part is black, so a tile always shows the whole field and the image's place in it. The square is
 then resized to ``tile`` x ``tile`` pixels (Pillow's antialiased bilinear filter).
 
-The field's full extent comes from the network's geometry (:mod:`cnn_engine.receptive`), which
-the boxes stored in the statistics (clipped to the image) do not hold: the model is built again
-from the statistics' model name with random weights (the geometry does not depend on weights), or
-given as ``model=`` (needed for statistics of a plain ``torch.nn.Module``).
+The field's full extent is the exemplar's ``field`` (its receptive field before clipping to the
+input, which the statistics keep beside the clipped ``box``): no model is needed.
 """
 
 from __future__ import annotations
@@ -33,7 +31,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .errors import CnnEngineError, ImageError, ModelError
+from .errors import CnnEngineError, ImageError
 
 #: Pixels between the blocks of the grid and around it.
 GAP = 6
@@ -81,15 +79,14 @@ class Atlas:
 
 
 def exemplar_atlas(stats, level: str | int, channels: Sequence[int] | None = None, tile: int = DEFAULT_TILE,
-                   columns: int | None = None, model=None) -> Atlas:
+                   columns: int | None = None) -> Atlas:
     """The exemplar atlas of ``level`` (a name or an index) of ``stats`` (a
     :class:`cnn_engine.ChannelStatistics` or the path of a file its ``to_netcdf`` wrote).
 
     ``channels``: the channels to show, in that order (default: the level's
     :data:`DEFAULT_CHANNELS` most selective, :meth:`ChannelStatistics.most_selective`). ``tile``:
     a tile's side in pixels (8 to 512). ``columns``: blocks per row of the grid (default: a grid
-    about as wide as high). ``model``: the model that made the statistics, for the receptive
-    fields' full extent (default: built again by name, see the module docstring). Raises
+    about as wide as high). Raises
     :class:`ImageError` naming an exemplar image that cannot be read any more or has changed, and
     :class:`CnnEngineError` for bad arguments.
     """
@@ -121,7 +118,7 @@ def exemplar_atlas(stats, level: str | int, channels: Sequence[int] | None = Non
     rows = math.ceil(len(shown) / columns)
     exemplars = [stats.exemplars(index, c) for c in shown]
     side = max(1, math.ceil(math.sqrt(max([len(e) for e in exemplars] + [1]))))
-    cutter = _Cutter(stats, index, model)
+    cutter = _Cutter(stats)
     block_width, block_height = side * tile, CAPTION_HEIGHT + side * tile
     picture = Image.new("RGB", (columns * block_width + (columns + 1) * GAP, rows * block_height + (rows + 1) * GAP),
                         _BACKGROUND)
@@ -145,11 +142,10 @@ def exemplar_atlas(stats, level: str | int, channels: Sequence[int] | None = Non
                  tuple(captions), tuple(tuple(e) for e in exemplars), side, int(tile), columns, rows)
 
 
-def field_square(stats, level: str | int, exemplar, model=None) -> np.ndarray:
+def field_square(stats, exemplar) -> np.ndarray:
     """The (side, side, 3) uint8 square of ``exemplar``'s full receptive field before it is
     resized to a tile: the re-read picture's pixels inside the field, black beyond the image."""
-    index = stats.level_index(level)
-    return _Cutter(stats, index, model).tile(exemplar)
+    return _Cutter(stats).tile(exemplar)
 
 
 def caption(stats, level: int, channel: int, width: float | None = None, font=None) -> str:
@@ -189,37 +185,20 @@ def save_atlas(atlas: Atlas, path: str | os.PathLike) -> Path:
 
 
 class _Cutter:
-    """Cuts exemplar tiles of one level: re-reads each image once, knows the level's geometry."""
+    """Cuts exemplar tiles: re-reads each image once."""
 
-    def __init__(self, stats, level: int, model) -> None:
-        from .compute import _as_model
+    def __init__(self, stats) -> None:
         from .preprocess import Preprocessing
 
         self.stats = stats
-        self.level = level
         self.preprocessing = Preprocessing(**stats.preprocessing)
-        self.model = None if model is None else _as_model(model)
-        self.node: str | None = None
         self.pictures: dict[int, np.ndarray] = {}
 
     def tile(self, exemplar) -> np.ndarray:
         """The exemplar's full field as a square (see :func:`field_square`)."""
-        from .statistics import receptive_boxes
-
         picture = self._picture(exemplar)
-        cells = self._cells(picture.shape[:2])
-        top, left, bottom, right = cells.box(exemplar.row, exemplar.col)
-        # The pixels wholly inside the field, as receptive_boxes counts them, not clipped.
-        fy0, fx0 = math.ceil(top + 0.5), math.ceil(left + 0.5)
-        fy1, fx1 = math.floor(bottom + 0.5), math.floor(right + 0.5)
-        box = tuple(int(v) for v in receptive_boxes(cells, np.asarray(exemplar.row), np.asarray(exemplar.col),
-                                                    picture.shape[:2]))
-        if box != tuple(exemplar.box):
-            raise CnnEngineError(
-                f"the receptive field {tuple(exemplar.box)} the statistics give for {exemplar.image} differs from "
-                f"{box}, the one model {self._model().name} gives: was the file made by another model? Give that "
-                "model as model=")
-        x0, y0, x1, y1 = box
+        x0, y0, x1, y1 = exemplar.box  # the field's pixels inside the picture
+        fx0, fy0, fx1, fy1 = exemplar.field  # the whole field
         side = max(fy1 - fy0, fx1 - fx0, 1)
         square = np.zeros((side, side, 3), dtype=np.uint8)
         # The field centred in the square (it is one already for square fields), the image inside it.
@@ -247,35 +226,3 @@ class _Cutter:
                              "compute the statistics again")
         self.pictures[exemplar.position] = rgb
         return rgb
-
-    def _model(self):
-        if self.model is None:
-            from .models import load_model
-
-            try:
-                self.model = load_model(self.stats.model_name, weights="random", device="cpu")
-            except ModelError:
-                raise ModelError(
-                    f"the statistics were made by {self.stats.model_name!r}, which is not a model cnnvis can build by "
-                    "name (a torch.nn.Module passed in?): give that model as model= for the receptive fields") from None
-        return self.model
-
-    def _cells(self, size: tuple[int, int]):
-        """The level's geometry on an input of ``size`` (height, width) pixels."""
-        from .builder import level_geometry
-
-        model = self._model()
-        if self.node is None:
-            levels = {spec.name: spec for spec in model.levels(self.stats.layers)}
-            spec = levels.get(self.stats.levels[self.level])
-            if spec is None:
-                raise CnnEngineError(f"model {model.name} has no level {self.stats.levels[self.level]!r} in layer set "
-                                     f"{self.stats.layers!r}: give the model that made the statistics as model=")
-            self.node = spec.node
-        geometry = model.geometry(size)
-        if self.node in geometry:
-            return geometry[self.node]
-        from .layers import probe_shapes  # the footprint needs the level's grid (one forward pass)
-
-        shape = probe_shapes(model.module, [self.node], size)[self.node]
-        return level_geometry(geometry, self.node, shape[2:], size)

@@ -91,7 +91,8 @@ class ChannelRow(NamedTuple):
 class Exemplar(NamedTuple):
     """One of a channel's top images: ``image`` (path), ``position`` in the set, the map's maximum
     ``value`` at (``row``, ``col``) of the level's grid, and that cell's receptive field ``box``
-    (x0, y0, x1, y1) in network-input pixels (x1, y1 exclusive)."""
+    (x0, y0, x1, y1) in network-input pixels (x1, y1 exclusive), clipped to the input; ``field``
+    is the same box before clipping (it reaches beyond the input near borders and at deep levels)."""
 
     image: str
     position: int
@@ -99,6 +100,7 @@ class Exemplar(NamedTuple):
     row: int
     col: int
     box: tuple[int, int, int, int]
+    field: tuple[int, int, int, int]
 
 
 @dataclass
@@ -125,6 +127,7 @@ class ChannelStatistics:
     exemplar_row: list[np.ndarray]
     exemplar_col: list[np.ndarray]
     exemplar_box: list[np.ndarray]
+    exemplar_field: list[np.ndarray]
     image_paths: tuple[str, ...]
     image_labels: tuple[int | None, ...]
     image_sizes: np.ndarray
@@ -170,7 +173,8 @@ class ChannelStatistics:
                 break
             found.append(Exemplar(self.image_paths[position], position, float(self.exemplar_value[i][c, slot]),
                                   int(self.exemplar_row[i][c, slot]), int(self.exemplar_col[i][c, slot]),
-                                  tuple(int(v) for v in self.exemplar_box[i][c, slot])))
+                                  tuple(int(v) for v in self.exemplar_box[i][c, slot]),
+                                  tuple(int(v) for v in self.exemplar_field[i][c, slot])))
         return found
 
     def most_selective(self, level: str | int, count: int = 5) -> list[ChannelRow]:
@@ -275,6 +279,7 @@ def read_channel_statistics(path: str | os.PathLike) -> ChannelStatistics:
         exemplar_row=[a.astype(np.int64) for a in v["exemplar_row"].values],
         exemplar_col=[a.astype(np.int64) for a in v["exemplar_col"].values],
         exemplar_box=[a.astype(np.int32) for a in v["exemplar_box"].values],
+        exemplar_field=[a.astype(np.int32) for a in v["exemplar_field"].values],
         image_paths=tuple(v["image_path"].values), image_labels=tuple(labels),
         image_sizes=np.stack([v["image_height"].values, v["image_width"].values], axis=1).astype(np.int64),
         preprocessing=meta["preprocessing"], top_n=int(meta["top_n"]), notes=tuple(meta.get("notes", ())),
@@ -353,9 +358,9 @@ class _Running:
         positions = np.broadcast_to(np.asarray([item.position for item in self.items], dtype=np.int64), values.shape)
         r, c = where // cols, where % cols
         cells = level_geometry(self.geometry, level.node, (rows, cols), self.size)
-        boxes = receptive_boxes(cells, r, c, self.size)
         candidate = {"position": positions, "value": values, "row": r.astype(np.int64), "col": c.astype(np.int64),
-                     "box": boxes}
+                     "box": receptive_boxes(cells, r, c, self.size),
+                     "field": receptive_boxes(cells, r, c, self.size, clip=False)}
         self.best[index] = _merge([self.best[index], candidate], self.top_n)
 
     def part(self, failures: list[tuple[str, str]]) -> dict[str, Any]:
@@ -364,21 +369,20 @@ class _Running:
                 "means": [rows.array() for rows in self.rows], "best": self.best, "failures": list(failures)}
 
 
-def receptive_boxes(cells, rows: np.ndarray, cols: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def receptive_boxes(cells, rows: np.ndarray, cols: np.ndarray, size: tuple[int, int], clip: bool = True) -> np.ndarray:
     """The receptive fields of cells (``rows``, ``cols``) of a level with geometry ``cells``, as
     (..., 4) int32 boxes (x0, y0, x1, y1) in pixels of a ``size`` (height, width) input: the
     pixels whose whole extent lies in the field (pixel i spans [i - 0.5, i + 0.5]), x1 and y1
-    exclusive, clipped to the input."""
+    exclusive, clipped to the input (unless ``clip`` is false: then beyond it where the field is)."""
     top = cells.offset[0] + rows * cells.stride[0] - cells.receptive_field[0] / 2
     left = cells.offset[1] + cols * cells.stride[1] - cells.receptive_field[1] / 2
     bottom = top + cells.receptive_field[0]
     right = left + cells.receptive_field[1]
     height, width = size
-    y0 = np.clip(np.ceil(top + 0.5), 0, height)
-    x0 = np.clip(np.ceil(left + 0.5), 0, width)
-    y1 = np.clip(np.floor(bottom + 0.5), 0, height)
-    x1 = np.clip(np.floor(right + 0.5), 0, width)
-    return np.stack([x0, y0, x1, y1], axis=-1).astype(np.int32)
+    box = np.stack([np.ceil(left + 0.5), np.ceil(top + 0.5), np.floor(right + 0.5), np.floor(bottom + 0.5)], axis=-1)
+    if clip:
+        box = np.clip(box, 0, [width, height, width, height])
+    return box.astype(np.int32)
 
 
 def _merge(parts: Sequence[dict[str, np.ndarray] | None], top_n: int) -> dict[str, np.ndarray]:
@@ -398,7 +402,8 @@ def _merge(parts: Sequence[dict[str, np.ndarray] | None], top_n: int) -> dict[st
         kept["value"] = np.concatenate([kept["value"], np.full((channels, missing), np.nan, np.float32)], axis=1)
         for key in ("row", "col"):
             kept[key] = np.concatenate([kept[key], np.full((channels, missing), -1, np.int64)], axis=1)
-        kept["box"] = np.concatenate([kept["box"], np.full((channels, missing, 4), -1, np.int32)], axis=1)
+        for key in ("box", "field"):
+            kept[key] = np.concatenate([kept[key], np.full((channels, missing, 4), -1, np.int32)], axis=1)
     return kept
 
 
@@ -428,7 +433,7 @@ def _finish(model: CnnModel, images, levels: Sequence[LevelSpec], layers: LayerS
     notes = _notes(names, images, classes, class_counts, int(labelled.sum()), len(positions))
     result: dict[str, list[np.ndarray]] = {key: [] for key in (
         "mean", "class_mean", "class_std", "preferred_class", "selectivity", "auroc")}
-    exemplars: dict[str, list[np.ndarray]] = {key: [] for key in ("position", "value", "row", "col", "box")}
+    exemplars: dict[str, list[np.ndarray]] = {key: [] for key in ("position", "value", "row", "col", "box", "field")}
     counts = []
     for index in range(len(levels)):
         means = np.concatenate([np.asarray(part["means"][index]) for part in parts])[order].astype(np.float64)
@@ -448,6 +453,7 @@ def _finish(model: CnnModel, images, levels: Sequence[LevelSpec], layers: LayerS
         class_std=result["class_std"], preferred_class=result["preferred_class"], selectivity=result["selectivity"],
         auroc=result["auroc"], exemplar_position=exemplars["position"], exemplar_value=exemplars["value"],
         exemplar_row=exemplars["row"], exemplar_col=exemplars["col"], exemplar_box=exemplars["box"],
+        exemplar_field=exemplars["field"],
         image_paths=tuple(str(p) for p in images.paths), image_labels=tuple(images.labels), image_sizes=sizes,
         preprocessing=preprocessing.describe(), top_n=top_n, notes=tuple(notes), failures=tuple(failures),
         labels=label_names,
@@ -590,6 +596,9 @@ def _table(stats: ChannelStatistics) -> ChannelTable:
         "exemplar_box": Variable(per + ("exemplar", "corner"), stats.exemplar_box, "i4", {
             "long_name": "receptive field of the maximum's cell: x0 y0 x1 y1 in network-input pixels, "
                          "x1 and y1 exclusive, row 0 = top", "units": "1"}),
+        "exemplar_field": Variable(per + ("exemplar", "corner"), stats.exemplar_field, "i4", {
+            "long_name": "the same receptive field before clipping to the input (beyond it where the field is)",
+            "units": "1"}),
         "image_path": Variable(("image",), np.asarray(stats.image_paths, dtype=object), "text",
                                {"long_name": "image file"}),
         "image_label": Variable(("image",), np.asarray([-1 if v is None else v for v in stats.image_labels],

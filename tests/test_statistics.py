@@ -133,7 +133,9 @@ def test_a_receptive_field_over_the_border_is_clipped_to_the_input(tmp_path):
     picture[0, 0] = (255, 0, 0)
     (tmp_path / "set" / "tabby").mkdir(parents=True)
     Image.fromarray(picture).save(tmp_path / "set" / "tabby" / "corner.png")
-    assert _stats(tmp_path / "set", top_n=1).exemplars(0, 0)[0].box == (0, 0, 2, 2)
+    best = _stats(tmp_path / "set", top_n=1).exemplars(0, 0)[0]
+    assert best.box == (0, 0, 2, 2)
+    assert best.field == (-1, -1, 2, 2)  # the whole 3 x 3 field, one pixel beyond the top and the left
 
 
 def test_a_set_smaller_than_top_n_leaves_the_remaining_exemplar_slots_empty(tmp_path):

@@ -406,8 +406,7 @@ class CNNChannelStatistics(_ModelProperties, VTKPythonAlgorithmBase):
         """Port 2: the level's exemplar atlas (made once per level and result); empty where there is none."""
         if index not in self._atlases:
             self.SetProgressText(f"CNN: exemplar atlas of {result.levels[index]}")
-            self._atlases[index] = atlas_image(result, index, self.session.current_model,
-                                               atlas_canvas(self._settings["top_n"]))
+            self._atlases[index] = atlas_image(result, index, atlas_canvas(self._settings["top_n"]))
         return self._atlases[index]
 
 
@@ -519,12 +518,12 @@ def atlas_canvas(top_n: int) -> tuple[int, int]:
     return columns * block + (columns + 1) * GAP, rows * (CAPTION_HEIGHT + block) + (rows + 1) * GAP
 
 
-def atlas_image(result, index: int, model=None, canvas: tuple[int, int] | None = None) -> vtkImageData:
+def atlas_image(result, index: int, canvas: tuple[int, int] | None = None) -> vtkImageData:
     """The exemplar atlas of level ``index`` (:func:`cnn_engine.atlas.exemplar_atlas`: the level's
     most selective channels, each with its top exemplars) as 2-D image data, upright (image row 0
     at the top), point array ``atlas`` (RGB, unsigned char), on a white ``canvas`` (width, height)
     with the atlas in its upper-left corner when given. Empty for feature probes, which have no
-    exemplars. ``model``: the model that made ``result`` (its geometry gives the fields)."""
+    exemplars."""
     import numpy as np
     from vtkmodules.util.numpy_support import numpy_to_vtk
 
@@ -533,7 +532,7 @@ def atlas_image(result, index: int, model=None, canvas: tuple[int, int] | None =
         return image
     from cnn_engine.atlas import exemplar_atlas
 
-    rgb = exemplar_atlas(result, index, model=model).rgb
+    rgb = exemplar_atlas(result, index).rgb
     if canvas is not None:
         padded = np.full((canvas[1], canvas[0], 3), 255, dtype=np.uint8)
         height, width = min(rgb.shape[0], canvas[1]), min(rgb.shape[1], canvas[0])
