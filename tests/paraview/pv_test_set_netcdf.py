@@ -1,5 +1,6 @@
 """ParaView's stock NetCDF reader on the engine's files: a compressed (netCDF-4) volume opens as
-the same image data as its netCDF-3 twin, and a set file opens as one time step per image."""
+the same image data as its netCDF-3 twin, a set file opens as one time step per image, and a
+perturbation sweep's file as one time step per severity."""
 
 import shutil
 import tempfile
@@ -80,6 +81,18 @@ def test_each_time_step_shows_its_images_volume():
         assert np.array_equal(_levels_in_image_order(arrays["rank0"]), volume.arrays["rank0"], equal_nan=True), step
         luminance = _levels_in_image_order(arrays["image_luminance"])[0]
         assert np.array_equal(luminance, cnn_engine.volume.luminance(volume.image)), step
+    Delete(reader)
+
+
+def test_a_sweep_file_has_one_time_step_per_severity_with_its_volume():
+    sweep = cnn_engine.sweep(MODEL, IMAGES[0], "blur", [0, 0.5, 2, 6], layers="blocks", input_size=64,
+                             fit="center-crop")
+    reader = NetCDFReader(FileName=[str(sweep.to_netcdf(FOLDER / "sweep.nc"))])
+    reader.UpdatePipelineInformation()
+    assert list(reader.TimestepValues) == [0.0, 0.5, 2.0, 6.0]  # the severities themselves
+    levels = len(sweep.levels)
+    rank0 = _point_arrays(_fetch(reader, 2.0))["rank0"].reshape(levels, 64, 64)[:, ::-1, :]
+    assert np.array_equal(rank0, sweep.volume(2).arrays["rank0"], equal_nan=True)
     Delete(reader)
 
 
