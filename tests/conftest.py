@@ -23,6 +23,20 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 import cnn_engine  # noqa: E402
 
 
+@pytest.fixture()
+def cnnvis(capsys):
+    """``cnnvis ARGS...`` in this process: its exit status and what it printed (a cli_runs.Result)."""
+    from cli_runs import Result
+    from cnn_engine.cli import main
+
+    def run(*args: str) -> Result:
+        status = main(list(args))
+        captured = capsys.readouterr()
+        return Result(status, captured.out, captured.err)
+
+    return run
+
+
 @pytest.fixture(scope="session")
 def samples() -> Path:
     return SAMPLES

@@ -9,14 +9,13 @@ tests/test_cli.py runs ``cnnvis`` as a separate process.
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import cnn_engine
-from cnn_engine.cli import main
+from cli_runs import Result
 from cnn_engine.set_netcdf import read_set_netcdf
 
 # A small random network on small inputs: what is checked here is the export, not the classifier.
@@ -25,22 +24,6 @@ FAST = ("--model", "resnet18", "--weights", "random", "--input-size", "64", "--t
 LAYOUT = (("n02123045", "cat.jpg"), ("n07920052", "coffee.jpg"), ("n03773504", "rocket.jpg"))
 
 
-@dataclass
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-@pytest.fixture()
-def cnnvis(capsys):
-    """``cnnvis ARGS...``: its exit status and what it printed."""
-    def run(*args: str) -> Result:
-        status = main(list(args))
-        captured = capsys.readouterr()
-        return Result(status, captured.out, captured.err)
-
-    return run
 
 
 def error_lines(result: Result) -> list[str]:

@@ -15,7 +15,6 @@ import csv
 import re
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,6 @@ import pytest
 from PIL import Image
 
 from cnn_engine.atlas import CAPTION_HEIGHT, GAP
-from cnn_engine.cli import main
 from labelled import labelled_set
 from cnn_engine.probes import read_channel_probes
 from cnn_engine.statistics import read_channel_statistics
@@ -33,12 +31,6 @@ MODEL = ("--model", "efficientnet_lite0")
 SMALL = ("--input-size", "96", "--top-n", "4")
 # Windows of one size (3:2) in each photograph: every image gets the same network input grid.
 
-
-@dataclass
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
 
 
 @pytest.fixture(scope="module")
@@ -51,16 +43,6 @@ def studied(tmp_path_factory, samples):
                             capture_output=True, text=True, timeout=600)
     return folder, result
 
-
-@pytest.fixture()
-def cnnvis(capsys):
-    """``cnnvis ARGS...`` in this process: its exit status and what it printed."""
-    def run(*args: str) -> Result:
-        status = main(list(args))
-        captured = capsys.readouterr()
-        return Result(status, captured.out, captured.err)
-
-    return run
 
 
 def error_lines(text: str) -> list[str]:

@@ -12,13 +12,12 @@ import csv
 import re
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from cnn_engine.cli import main
+from cli_runs import Result
 from cnn_engine.sweep import sweep
 from cnn_engine.sweep_files import read_sweep_table
 from cnn_engine.sweep_plot import COLUMN_WIDTH, CURVES_HEIGHT, HEATMAP_HEIGHT, LEVEL_HEIGHT
@@ -28,12 +27,6 @@ LEVELS = "_swish,_blocks.2,_blocks.8,_swish_1"
 MODEL = ("--model", "efficientnet_lite0", "--layers", LEVELS)
 FIGURE_HEIGHT = CURVES_HEIGHT + HEATMAP_HEIGHT + LEVEL_HEIGHT * 4
 
-
-@dataclass
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
 
 
 @pytest.fixture(scope="module")
@@ -46,16 +39,6 @@ def noise_and_blur(tmp_path_factory, cat_path) -> tuple[Result, Path]:
                           capture_output=True, text=True, timeout=600)
     return Result(done.returncode, done.stdout, done.stderr), out
 
-
-@pytest.fixture()
-def cnnvis(capsys):
-    """``cnnvis ARGS...`` in this process: its exit status and what it printed."""
-    def run(*args: str) -> Result:
-        status = main(list(args))
-        captured = capsys.readouterr()
-        return Result(status, captured.out, captured.err)
-
-    return run
 
 
 def printed(result: Result, perturbation: str, what: str) -> str:
