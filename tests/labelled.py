@@ -20,3 +20,20 @@ def labelled_set(root: Path, samples: Path, classes=(("tabby", "cat.jpg"), ("esp
             crop.save(root / label / f"{label}_{i}.png")
             ImageOps.mirror(crop).save(root / label / f"{label}_{i}_mirrored.png")
     return root
+
+
+def scaled_views_set(root: Path, samples: Path,
+                     classes=(("tabby", "cat.jpg"), ("espresso", "coffee.jpg"), ("missile", "rocket.jpg"))) -> Path:
+    """Class folders of four views of a photograph (at most 240 px): whole, mirrored, and two crops
+    of other heights (so the network sees them at other scales: crops at the same scale share
+    pixels, hence maxima that only rounding orders), the second mirrored."""
+    for label, name in classes:
+        picture = Image.open(samples / name).convert("RGB")
+        picture.thumbnail((240, 240))
+        width, height = picture.size
+        first = picture.crop((int(width * 0.1), int(height * 0.05), int(width * 0.85), int(height * 0.9)))
+        second = picture.crop((int(width * 0.2), int(height * 0.15), width, int(height * 0.95)))
+        (root / label).mkdir(parents=True)
+        for i, view in enumerate((picture, ImageOps.mirror(picture), first, ImageOps.mirror(second))):
+            view.save(root / label / f"{label}{i}.png")
+    return root

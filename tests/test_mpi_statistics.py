@@ -12,20 +12,19 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageOps
 
 from cnn_engine.statistics import channel_statistics, read_channel_statistics
+from labelled import scaled_views_set
+from processes import kill_session, mpi_environment, mpi_launcher
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "plugin" / "cnn_paraview" / "statistics_mpi.py"
-MPIEXEC = shutil.which("mpiexec") or "/usr/bin/mpiexec"
 PVBATCH = shutil.which("pvbatch") or "/usr/bin/pvbatch"
 TIMEOUT = 300
 #: Small and quick: 12 images at 160 pixels, 4 exemplars per channel (fewer than each rank's
@@ -42,26 +41,9 @@ OPTIONS = ("--model", "efficientnet_lite0", "--input-size", "160", "--top-n", "4
 TOLERANCE = 1e-5
 
 
-def _variants(picture: Image.Image) -> list[Image.Image]:
-    """Four views of one photograph: whole, mirrored, and two crops of other heights (so the
-    network sees them at other scales: crops at the same scale share pixels, hence maxima that
-    only rounding orders), the second mirrored."""
-    width, height = picture.size
-    first = picture.crop((int(width * 0.1), int(height * 0.05), int(width * 0.85), int(height * 0.9)))
-    second = picture.crop((int(width * 0.2), int(height * 0.15), width, int(height * 0.95)))
-    return [picture, ImageOps.mirror(picture), first, ImageOps.mirror(second)]
-
-
 @pytest.fixture(scope="module")
 def labelled_set(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("labelled-set")
-    for label, name in (("tabby", "cat.jpg"), ("espresso", "coffee.jpg"), ("missile", "rocket.jpg")):
-        picture = Image.open(ROOT / "sample_images" / name).convert("RGB")
-        picture.thumbnail((240, 240))
-        (root / label).mkdir()
-        for i, view in enumerate(_variants(picture)):
-            view.save(root / label / f"{label}{i}.png")
-    return root
+    return scaled_views_set(tmp_path_factory.mktemp("labelled-set"), ROOT / "sample_images")
 
 
 def run_script(ranks: int | None, *arguments: str, symmetric: bool = True) -> subprocess.CompletedProcess:
@@ -69,40 +51,17 @@ def run_script(ranks: int | None, *arguments: str, symmetric: bool = True) -> su
     of this machine, one thread each. Kills its whole session past :data:`TIMEOUT`."""
     command = [PVBATCH] + (["--symmetric"] if symmetric and ranks else []) + [str(SCRIPT), *arguments]
     if ranks:
-        launcher = [MPIEXEC, "-n", str(ranks), "-x", "OMP_NUM_THREADS", "-x", "TORCH_HOME"]
-        if os.geteuid() == 0:
-            launcher.append("--allow-run-as-root")  # OpenMPI refuses root without it (CI runs as root)
-        if ranks > (os.cpu_count() or 1):
-            launcher.append("--oversubscribe")  # more ranks than cores: OpenMPI refuses without it
-        command = launcher + command
-    # Not OpenMPI's own variables: were this process an MPI program, a nested mpiexec would wait.
-    environment = {name: value for name, value in os.environ.items()
-                   if not name.startswith(("OMPI_", "PMIX_", "ORTE_", "OPAL_"))}
-    environment["OMP_NUM_THREADS"] = "1"  # TORCH_HOME stays conftest's empty cache (offline)
-    environment.pop("PV_PLUGIN_PATH", None)
+        command = mpi_launcher(ranks, ("OMP_NUM_THREADS", "TORCH_HOME")) + command
+    environment = mpi_environment(os.environ)  # TORCH_HOME stays conftest's empty cache (offline)
     process = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                start_new_session=True)
     try:
         stdout, stderr = process.communicate(timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
-        _kill_session(process.pid)  # mpiexec and every rank it started
+        kill_session(process.pid)  # mpiexec and every rank it started
         stdout, stderr = process.communicate()
         pytest.fail(f"{' '.join(command)} took more than {TIMEOUT} s:\n{stdout}\n{stderr}")
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
-
-
-def _kill_session(session: int) -> None:
-    """SIGKILL every process of ``session`` (mpiexec puts each rank in a process group of its own,
-    but they stay in the session that mpiexec was started in)."""
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()  # state ppid pgrp session
-            if int(fields[3]) == session:
-                os.kill(int(entry), signal.SIGKILL)
-        except (OSError, IndexError, ValueError):
-            pass  # gone meanwhile
 
 
 def statistics_file(ranks: int | None, folder: Path, target: Path, *options: str):

@@ -4,25 +4,20 @@ The tests run in order on one server session: the plugin loaded with ``LoadPlugi
 (the server gets no PV_PLUGIN_PATH), source, filter, predictions table and writer on the server,
 then a bad image followed by a good one. pvserver listens on a free port and accepts only a client
 with its random connect id; the client connects to 127.0.0.1. A call blocked in ParaView's C++
-cannot be interrupted from Python, so every wait is bounded by a watchdog process (``bounded``):
-past its time it stops pvserver, which makes the blocked call fail, and 10 s later this process.
-pvserver is stopped in every case (pvcheck.run's cleanup: disconnect, then kill if it is still up).
+cannot be interrupted from Python, so every wait is bounded by a watchdog process
+(``SERVER.bounded``, tests/paraview/servers.py). pvserver is stopped in every case (pvcheck.run's
+cleanup: disconnect, then kill if it is still up).
 """
 
 import os
-import random
-import shutil
-import signal
-import subprocess
 import tempfile
-import threading
-from contextlib import contextmanager
 from pathlib import Path
 
 from paraview import servermanager, simple
 from paraview.modules.vtkRemotingCore import vtkRemotingCoreConfiguration
 
 import pvcheck
+from servers import PvServer
 
 pvcheck.load_plugin(globals())  # on the client too: it puts cnn_engine on sys.path, and SaveData raises
 CAT = str(pvcheck.SAMPLES / "cat.jpg")
@@ -30,62 +25,6 @@ COFFEE = str(pvcheck.SAMPLES / "coffee.jpg")
 FOLDER = Path(tempfile.mkdtemp(prefix="cnnvis-client-server-"))
 EMPTY = (0, -1, 0, -1, 0, -1)
 made = {}  # proxies made by one test and used by the next (one server session for the whole file)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class LocalServer:
-    """pvserver on a free port of this machine, for one client that knows its random connect id.
-
-    ParaView 5.11's pvserver listens on every interface (it has no option to bind one); the
-    connect id turns away anyone else meanwhile. It runs on the test's Xvfb display, which
-    rendering would need (Debian's build has no EGL/OSMesa for offscreen rendering).
-    """
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.connect_id = random.randint(1, 2**31 - 1)
-        environment = dict(os.environ)
-        environment.pop("PV_PLUGIN_PATH", None)  # the plugin must come from LoadPlugin(remote=True)
-        command = [shutil.which("pvserver") or "pvserver", f"--server-port={self.port}",
-                   f"--connect-id={self.connect_id}"]
-        self.process = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, text=True)
-        self.listening = threading.Event()
-        threading.Thread(target=self._echo, daemon=True).start()
-
-    def _echo(self) -> None:
-        for line in self.process.stdout:  # read on, so that pvserver never blocks on a full pipe
-            print(f"pvserver: {line.rstrip()}", flush=True)
-            if line.startswith("Accepting connection"):
-                self.listening.set()
-
-    def stop(self) -> None:
-        """Wait up to 10 s for pvserver to exit (it does once its client disconnects), then kill it."""
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
-@contextmanager
-def bounded(step: str, seconds: float):
-    """Let the block take at most ``seconds``; past that, stop pvserver and then this process."""
-    script = ('sleep "$1"; echo "pv_test_client_server: $2 took more than $1 s: stopping pvserver" >&2; '
-              'kill -KILL "$3"; sleep 10; echo "pv_test_client_server: stopping the client" >&2; kill -KILL "$4"')
-    watchdog = subprocess.Popen(["sh", "-c", script, "watchdog", str(seconds), step, str(SERVER.process.pid),
-                                 str(os.getpid())], start_new_session=True)
-    try:
-        yield
-    finally:
-        os.killpg(watchdog.pid, signal.SIGKILL)  # the watchdog's own session: its shell and its sleep
-        watchdog.wait()
 
 
 def last_error(proxy) -> str:
@@ -96,19 +35,19 @@ def last_error(proxy) -> str:
 def test_the_plugin_loads_on_the_server_with_remote_true():
     assert SERVER.listening.wait(60), "pvserver did not start listening within 60 s"
     vtkRemotingCoreConfiguration.GetInstance().SetConnectID(SERVER.connect_id)
-    with bounded("connecting", 90):
+    with SERVER.bounded("connecting", 90):
         connection = simple.Connect("127.0.0.1", SERVER.port, timeout=60)
     assert connection is not None and connection.IsRemote()
     definitions = servermanager.ProxyManager().GetProxyDefinitionManager()
     assert not definitions.HasDefinition("sources", "CNNActivationVolume")  # the server has no plugin yet
-    with bounded("loading the plugin on the server", 120):
+    with SERVER.bounded("loading the plugin on the server", 120):
         simple.LoadPlugin(str(pvcheck.PLUGIN), remote=True, ns=globals())
     assert definitions.HasDefinition("sources", "CNNActivationVolume")
 
 
 def test_the_source_runs_on_the_server():
     source = CNNActivationVolume(FileName=CAT, Weights="random", TopK=2)
-    with bounded("running the network on the server", 300):
+    with SERVER.bounded("running the network on the server", 300):
         source.UpdatePipeline()
     assert source.GetClientSideObject() is None  # the algorithm lives on the server
     assert tuple(source.GetDataInformation(0).GetExtent()) == (0, 336, 0, 223, 0, 18)
@@ -117,7 +56,7 @@ def test_the_source_runs_on_the_server():
 
 def test_the_filter_output_is_fetched_to_the_client():
     normalize = CNNLayerNormalize(Input=made["source"], Normalization="PerLevelMinMax", Channels="Top1")
-    with bounded("fetching the filter's output", 120):
+    with SERVER.bounded("fetching the filter's output", 120):
         data = servermanager.Fetch(normalize)
     assert data.GetDimensions() == (337, 224, 19)
     assert data.GetPointData().GetArray("activation").GetRange() == (0.0, 1.0)
@@ -125,7 +64,7 @@ def test_the_filter_output_is_fetched_to_the_client():
 
 
 def test_the_predictions_table_is_fetched_from_output_port_1():
-    with bounded("fetching the predictions table", 120):
+    with SERVER.bounded("fetching the predictions table", 120):
         table = servermanager.Fetch(made["source"], idx=1)
     assert table.GetNumberOfRows() == 5
     assert [table.GetColumnName(i) for i in range(4)] == ["rank", "class_index", "label", "probability"]
@@ -135,7 +74,7 @@ def test_the_writer_saves_on_the_server():
     import cnn_engine
 
     target = FOLDER / "cat.nc"
-    with bounded("saving on the server", 120):
+    with SERVER.bounded("saving on the server", 120):
         simple.SaveData(str(target), proxy=made["source"])
     volume = cnn_engine.read_netcdf(target)  # the server runs on this machine: its file is here
     assert volume.shape == (19, 224, 337) and volume.provenance.image_path == CAT
@@ -144,7 +83,7 @@ def test_the_writer_saves_on_the_server():
 def test_forward_passes_and_last_error_reach_the_client():
     source = made["source"]
     made["normalize"].Channels = "MeanTopK"  # a filter change does not run the network again
-    with bounded("updating the filter", 120):
+    with SERVER.bounded("updating the filter", 120):
         made["normalize"].UpdatePipeline()
     source.UpdatePropertyInformation()
     assert source.GetPropertyValue("ForwardPasses") == 1
@@ -164,7 +103,7 @@ def test_a_bad_image_after_a_good_one_reaches_the_client_and_nothing_hangs():
     garbage = FOLDER / "garbage.jpg"
     garbage.write_bytes(b"not a picture")
     source.FileName = str(garbage)
-    with bounded("updating and fetching with a bad image", 120):
+    with SERVER.bounded("updating and fetching with a bad image", 120):
         source.UpdatePipeline()
         volume = servermanager.Fetch(source)
         table = servermanager.Fetch(source, idx=1)
@@ -177,7 +116,7 @@ def test_a_bad_image_after_a_good_one_reaches_the_client_and_nothing_hangs():
 def test_the_writer_failure_on_the_bad_image_reaches_the_client_and_nothing_is_written():
     target = FOLDER / "garbage.nc"
     writer = simple.CreateWriter(str(target), made["source"])
-    with bounded("writing the bad image", 120):
+    with SERVER.bounded("writing the bad image", 120):
         try:
             writer.UpdatePipeline()
         except RuntimeError:
@@ -191,7 +130,7 @@ def test_the_writer_failure_on_the_bad_image_reaches_the_client_and_nothing_is_w
 def test_the_next_good_image_works():
     source = made["source"]
     source.FileName = COFFEE
-    with bounded("updating and fetching with a good image again", 300):
+    with SERVER.bounded("updating and fetching with a good image again", 300):
         data = servermanager.Fetch(made["normalize"])
     assert data.GetDimensions() == (336, 224, 19)
     source.UpdatePropertyInformation()
@@ -199,14 +138,5 @@ def test_the_next_good_image_works():
     assert source.GetPropertyValue("ForwardPasses") == 2
 
 
-def stop_server() -> None:
-    try:
-        if servermanager.ActiveConnection is not None and servermanager.ActiveConnection.IsRemote():
-            with bounded("disconnecting", 60):
-                simple.Disconnect()
-    finally:
-        SERVER.stop()
-
-
-SERVER = LocalServer()
-pvcheck.run(globals(), cleanup=stop_server)
+SERVER = PvServer("pv_test_client_server")
+pvcheck.run(globals(), cleanup=SERVER.disconnect_and_stop)

@@ -12,20 +12,19 @@ later this process; the server is stopped in every case (pvcheck.run's cleanup).
 
 import math
 import os
-import random
 import shutil
-import signal
-import subprocess
 import tempfile
-import threading
 import warnings
-from contextlib import contextmanager
 from pathlib import Path
 
 from paraview import servermanager, simple
 from paraview.modules.vtkRemotingCore import vtkRemotingCoreConfiguration
 
 import pvcheck
+from servers import PvServer
+
+from labelled import scaled_views_set  # noqa: E402 (tests/ put on sys.path by servers)
+from processes import mpi_environment, mpi_launcher  # noqa: E402
 
 pvcheck.load_plugin(globals())  # on the client too: it puts cnn_engine (the reference) on sys.path
 RANKS = 2
@@ -36,103 +35,6 @@ FOLDER = Path(tempfile.mkdtemp(prefix="cnnvis-mpi-server-"))
 #: to the level's largest response; allowed 1e-5 of it. Integers and the AUROC must be equal.
 TOLERANCE = 1e-5
 made = {}  # what one test makes and the next uses (one server session for the whole file)
-
-
-def labelled_set(root: Path) -> Path:
-    """Class folders of four views of a photograph: whole, mirrored, two crops at other scales."""
-    from PIL import Image, ImageOps
-
-    for label, name in (("tabby", "cat.jpg"), ("espresso", "coffee.jpg"), ("missile", "rocket.jpg")):
-        picture = Image.open(pvcheck.SAMPLES / name).convert("RGB")
-        picture.thumbnail((240, 240))
-        width, height = picture.size
-        first = picture.crop((int(width * 0.1), int(height * 0.05), int(width * 0.85), int(height * 0.9)))
-        second = picture.crop((int(width * 0.2), int(height * 0.15), width, int(height * 0.95)))
-        (root / label).mkdir(parents=True)
-        for i, view in enumerate((picture, ImageOps.mirror(picture), first, ImageOps.mirror(second))):
-            view.save(root / label / f"{label}{i}.png")
-    return root
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def kill_session(session: int) -> None:
-    """SIGKILL every process of ``session`` (mpiexec puts each rank in a process group of its own,
-    but they stay in the session that mpiexec was started in)."""
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()  # after "pid (name)": state ppid pgrp session
-            if int(fields[3]) == session:
-                os.kill(int(entry), signal.SIGKILL)
-        except (OSError, IndexError, ValueError):
-            pass  # gone meanwhile
-
-
-class MpiServer:
-    """``mpiexec -n 2 pvserver`` on a free port, for one client that knows its random connect id,
-    in a session of its own (so that mpiexec and every rank can be stopped together)."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.connect_id = random.randint(1, 2**31 - 1)
-        # pvpython is itself an MPI process (a singleton): OpenMPI's variables in its environment
-        # would make mpiexec wait silently, as if it were nested in this job. Left out.
-        environment = {name: value for name, value in os.environ.items()
-                       if not name.startswith(("OMPI_", "PMIX_", "ORTE_", "OPAL_"))}
-        environment["OMP_NUM_THREADS"] = "1"  # one thread per rank: 2 ranks, 2 cores
-        environment.pop("PV_PLUGIN_PATH", None)  # the plugin must come from LoadPlugin(remote=True)
-        launcher = [shutil.which("mpiexec") or "mpiexec", "-n", str(RANKS), "-x", "OMP_NUM_THREADS"]
-        if os.geteuid() == 0:
-            launcher.append("--allow-run-as-root")  # OpenMPI refuses root without it (CI runs as root)
-        command = launcher + [shutil.which("pvserver") or "pvserver", f"--server-port={self.port}",
-                              f"--connect-id={self.connect_id}"]
-        self.process = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                        text=True, start_new_session=True)
-        self.listening = threading.Event()
-        threading.Thread(target=self._echo, daemon=True).start()
-
-    def _echo(self) -> None:
-        for line in self.process.stdout:  # read on, so that no rank ever blocks on a full pipe
-            print(f"pvserver: {line.rstrip()}", flush=True)
-            if line.startswith("Accepting connection"):
-                self.listening.set()
-
-    def kill(self) -> None:
-        kill_session(self.process.pid)
-
-    def stop(self) -> None:
-        """Wait up to 30 s for the server to exit (it does once its client disconnects), then kill
-        its whole session."""
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            print("pv_test_mpi_server: pvserver did not exit within 30 s: killing mpiexec and its ranks", flush=True)
-        self.kill()  # the ranks too, should mpiexec have gone without them
-        self.process.wait()
-
-
-@contextmanager
-def bounded(step: str, seconds: float):
-    """Let the block take at most ``seconds``; past that, kill the server's session (mpiexec and
-    its ranks), then this process."""
-    script = ('sleep "$1"; echo "pv_test_mpi_server: $2 took more than $1 s: stopping pvserver" >&2; '
-              'pkill -KILL -s "$3"; sleep 10; echo "pv_test_mpi_server: stopping the client" >&2; kill -KILL "$4"')
-    watchdog = subprocess.Popen(["sh", "-c", script, "watchdog", str(seconds), step, str(SERVER.process.pid),
-                                 str(os.getpid())], start_new_session=True)
-    try:
-        yield
-    finally:
-        os.killpg(watchdog.pid, signal.SIGKILL)  # the watchdog's own session: its shell and its sleep
-        watchdog.wait()
 
 
 def reference():
@@ -156,11 +58,11 @@ def column(table, name: str) -> list:
 def test_the_plugin_loads_on_a_server_of_two_ranks():
     assert SERVER.listening.wait(120), "pvserver did not start listening within 120 s"
     vtkRemotingCoreConfiguration.GetInstance().SetConnectID(SERVER.connect_id)
-    with bounded("connecting", 90):
+    with SERVER.bounded("connecting", 90):
         connection = simple.Connect("127.0.0.1", SERVER.port, timeout=60)
     assert connection is not None and connection.IsRemote()
     assert connection.GetNumberOfDataPartitions() == RANKS
-    with bounded("loading the plugin on the server", 180):
+    with SERVER.bounded("loading the plugin on the server", 180):
         simple.LoadPlugin(str(pvcheck.PLUGIN), remote=True, ns=globals())
 
 
@@ -174,7 +76,7 @@ def test_the_source_on_the_server_shares_the_set_among_both_ranks():
         "size.SetName('size')",
         "size.InsertNextValue(0 if comm is None else comm.Get_size())",
         "self.GetOutput().AddColumn(size)")))
-    with bounded("asking the server for its communicator", 120):
+    with SERVER.bounded("asking the server for its communicator", 120):
         table = servermanager.Fetch(probe)
     assert column(table, "size")[0] == RANKS
     simple.Delete(probe)
@@ -182,7 +84,7 @@ def test_the_source_on_the_server_shares_the_set_among_both_ranks():
 
 def test_the_statistics_table_equals_the_single_process_result():
     source = CNNChannelStatistics(Images=[str(FOLDER)], Model="efficientnet_lite0", TopN=TOP_N, InputSize=INPUT_SIZE)
-    with bounded("computing the statistics on two ranks", 300):
+    with SERVER.bounded("computing the statistics on two ranks", 300):
         source.UpdatePipeline()
         table = servermanager.Fetch(source)
     made["source"] = source
@@ -217,7 +119,7 @@ def test_the_chosen_channel_and_the_atlas_reach_the_client_once():
     source = made["source"]
     source.Level = 5
     source.Channel = 2
-    with bounded("fetching the chosen channel and the atlas", 300):
+    with SERVER.bounded("fetching the chosen channel and the atlas", 300):
         chosen = servermanager.Fetch(source, idx=1)
         atlas = servermanager.Fetch(source, idx=2)
     one = reference()
@@ -242,14 +144,12 @@ def test_choosing_a_channel_computes_nothing_again_and_no_error_is_left():
 
 def stop_server() -> None:
     try:
-        if servermanager.ActiveConnection is not None and servermanager.ActiveConnection.IsRemote():
-            with bounded("disconnecting", 60):
-                simple.Disconnect()
+        SERVER.disconnect_and_stop()
     finally:
-        SERVER.stop()
         shutil.rmtree(FOLDER, ignore_errors=True)
 
 
-labelled_set(FOLDER)
-SERVER = MpiServer()
+scaled_views_set(FOLDER, pvcheck.SAMPLES)
+# Two ranks, one thread each (2 cores); a disconnected server may take a while to end its ranks.
+SERVER = PvServer("pv_test_mpi_server", mpi_launcher(RANKS), mpi_environment(os.environ), stop_wait=30)
 pvcheck.run(globals(), cleanup=stop_server)
