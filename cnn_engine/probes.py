@@ -71,7 +71,6 @@ Memory holds one batch of layer outputs plus the responses (4 bytes per channel 
 from __future__ import annotations
 
 import colorsys
-import csv
 import math
 import os
 from dataclasses import dataclass
@@ -83,7 +82,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .atomic import atomic_write, check_writable
+from .csv_table import write_csv
 from .channel_netcdf import ChannelTable, Variable, check_channel, level_index, read_channel_table, write_channel_table
 from .compute import Progress, _as_model, available_memory
 from .errors import CnnEngineError
@@ -229,17 +228,7 @@ class ProbeResults:
     def to_csv(self, path: str | os.PathLike) -> Path:
         """Write :meth:`rows` as a CSV table: a header row, then one row per level and channel
         (NaN as an empty cell)."""
-        target = check_writable(path, "CSV file", ".csv")
-
-        def write(temporary: str) -> None:
-            with open(temporary, "w", newline="", encoding="utf-8") as handle:
-                writer = csv.writer(handle)
-                writer.writerow(ChannelProbe._fields)
-                for row in self.rows():
-                    writer.writerow(["" if isinstance(v, float) and math.isnan(v) else repr(v) if isinstance(v, float)
-                                     else v for v in row])
-
-        return atomic_write(target, write, what="CSV file")
+        return write_csv(path, ChannelProbe._fields, self.rows())
 
     def plot_tuning(self, level: str | int, channel: int, path: str | os.PathLike) -> Path:
         """Draw the three tuning curves of ``channel`` on ``level`` to the PNG file ``path``

@@ -43,7 +43,6 @@ process would (same order of summation) and sends them to every rank.
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 import tempfile
@@ -56,10 +55,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .atomic import atomic_write, check_writable
 from .builder import level_geometry
 from .channel_netcdf import ChannelTable, Variable, check_channel, level_index, read_channel_table, write_channel_table
 from .compute import Progress, _as_model, available_memory
+from .csv_table import write_csv
 from .errors import CnnEngineError
 from .layers import LayerSelection, LevelSpec
 from .models import CnnModel
@@ -197,16 +196,7 @@ class ChannelStatistics:
 
     def to_csv(self, path: str | os.PathLike) -> Path:
         """Write :meth:`rows` as a CSV table (a header row, then one row per level and channel)."""
-        target = check_writable(path, "CSV file", ".csv")
-
-        def write(temporary: str) -> None:
-            with open(temporary, "w", newline="", encoding="utf-8") as handle:
-                writer = csv.writer(handle)
-                writer.writerow(ChannelRow._fields)
-                for row in self.rows():
-                    writer.writerow([_csv_value(v) for v in row])
-
-        return atomic_write(target, write, what="CSV file")
+        return write_csv(path, ChannelRow._fields, self.rows())
 
 
 def channel_statistics(model: CnnModel | nn.Module, images: Any, layers: LayerSelection = "blocks",
@@ -615,8 +605,3 @@ def _table(stats: ChannelStatistics) -> ChannelTable:
     dimensions = {"class": len(stats.classes), "exemplar": stats.top_n, "corner": 4, "image": len(stats.image_paths)}
     return ChannelTable("channel_statistics", stats.levels, stats.channel_counts, variables, dimensions, metadata)
 
-
-def _csv_value(value: Any) -> Any:
-    if isinstance(value, float):
-        return "" if math.isnan(value) else repr(value)
-    return value

@@ -19,7 +19,6 @@ along (names start with ``sweep_``, which sorts after ``image_luminance`` as the
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 from pathlib import Path
@@ -27,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .atomic import atomic_write, check_writable
+from .csv_table import write_csv
 from .errors import FormatError
 from .netcdf import DEFAULT_NETCDF_FORMAT
 from .set_netcdf import StepAxis, read_set_netcdf, write_set_netcdf
@@ -110,18 +109,8 @@ def read_sweep_table(path: str | os.PathLike) -> dict[str, Any]:
 
 def write_sweep_csv(sweep, path: str | os.PathLike) -> Path:
     """Write the sweep's table (:meth:`cnn_engine.sweep.Sweep.rows`) as CSV: a header, one row per step."""
-    target = check_writable(path, "CSV file", ".csv")
     rows = sweep.rows()
-
-    def write(temporary: str) -> None:
-        with open(temporary, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(list(rows[0]))
-            for row in rows:
-                writer.writerow(["" if value is None or (isinstance(value, float) and math.isnan(value)) else value
-                                 for value in row.values()])
-
-    return atomic_write(target, write, what="CSV file")
+    return write_csv(path, list(rows[0]), [list(row.values()) for row in rows])
 
 
 def _units(unit: str) -> str:
