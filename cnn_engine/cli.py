@@ -832,9 +832,9 @@ def _study(args: argparse.Namespace) -> int:
         raise CnnEngineError(f"--show must be at least 1, not {args.show}")
     if not 1 <= args.top_n <= 100:
         raise CnnEngineError(f"--top-n must be from 1 to 100, not {args.top_n}")
-    _check_table_path(args.output, "netCDF file", ".nc")
+    _check_table_path(args.output, "netCDF file", ".nc", "study")
     if args.csv:
-        _check_table_path(args.csv, "CSV file", ".csv")
+        _check_table_path(args.csv, "CSV file", ".csv", "study")
     images = _image_set(args.images)
     model = _load(args)
     if model.categories:  # labels as class indices of the model's own classes
@@ -876,10 +876,11 @@ def finish_study(stats: Any, args: argparse.Namespace, notes: list, failed: list
         print(f"wrote {path}")
 
 
-def _check_table_path(path: str, what: str, suffix: str) -> None:
-    """A table output (netCDF, CSV) must end in its suffix and be writable: checked before computing."""
+def _check_table_path(path: str, what: str, suffix: str, example: str) -> None:
+    """A table output (netCDF, CSV) must end in its suffix and be writable: checked before computing.
+    ``example``: a name for the message (``study``, ``probes``)."""
     if Path(path).suffix.lower() != suffix:
-        raise OutputError(f"the {what} {path} should end in {suffix}: give a name such as study{suffix}")
+        raise OutputError(f"the {what} {path} should end in {suffix}: give a name such as {example}{suffix}")
     check_writable(path, what, suffix)
 
 
@@ -929,9 +930,9 @@ def _probe(args: argparse.Namespace) -> int:
 
     if args.show < 1:
         raise CnnEngineError(f"--show must be at least 1, not {args.show}")
-    _check_table_path(args.output, "netCDF file", ".nc")
+    _check_table_path(args.output, "netCDF file", ".nc", "probes")
     if args.csv:
-        _check_table_path(args.csv, "CSV file", ".csv")
+        _check_table_path(args.csv, "CSV file", ".csv", "probes")
     plots = _plot_folder(args.plots) if args.plots else None
     model = _load(args)
     progress = _SetProgress(STIMULI, False)

@@ -10,6 +10,7 @@ APT_PACKAGES=(
   paraview python3-paraview python3-venv python3-dev
   xvfb xauth x11-apps x11-utils imagemagick  # rendering and GUI tests under a virtual screen (xwininfo)
   netcdf-bin                                 # ncdump: the exports' test reads them as any user would
+  openmpi-bin python3-mpi4py                 # mpiexec and mpi4py: the statistics on ParaView's MPI engine
   e2fsprogs                                  # chattr: the hostile-output tests make immutable files
   cmake paraview-dev                         # CMakeLists.txt: find_package(ParaView), CTest
   fonts-dejavu-core                          # DejaVu Sans for the text of cnnvis explain pictures

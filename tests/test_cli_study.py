@@ -220,3 +220,10 @@ def test_probe_prints_the_most_orientation_and_hue_selective_channels_with_label
         assert (tmp_path / "plots" / f"_swish_ch{channel}.png").is_file()
     assert len(list((tmp_path / "plots").iterdir())) == len(set(by_osi + by_hsi))
     assert (tmp_path / "probes.csv").read_text().count("\n") == 33  # a header and 32 channels
+
+
+def test_probe_refuses_an_output_that_is_not_netcdf_before_loading_the_model(tmp_path, cnnvis):
+    result = cnnvis("probe", *MODEL, "-o", str(tmp_path / "probes.txt"))
+    assert result.returncode == 2
+    assert error_lines(result.stderr) == [
+        f"cnnvis: error: the netCDF file {tmp_path / 'probes.txt'} should end in .nc: give a name such as probes.nc"]
