@@ -137,9 +137,9 @@ def _prepare(args: argparse.Namespace, rank: int) -> tuple[Any, Any, Exception |
         if not 1 <= args.top_n <= 100:
             raise CnnEngineError(f"--top-n must be from 1 to 100, not {args.top_n}")
         if rank == 0:
-            _check_table_path(args.output, "netCDF file", ".nc")
+            _check_table_path(args.output, "netCDF file", ".nc", "study")
             if args.csv:
-                _check_table_path(args.csv, "CSV file", ".csv")
+                _check_table_path(args.csv, "CSV file", ".csv", "study")
         images = _image_set(args.images)
         with _silent(rank != 0):
             model = _load(args)  # offline, a note that the stand-in runs
