@@ -2,7 +2,7 @@
 
 The scene is cnn_paraview.scenes.show_volume with its defaults (resnet50 or, offline, the trained
 efficientnet_lite0), rendered at 1200 x 600 pixels. Needs the plugin on PV_PLUGIN_PATH and an X
-display (xvfb-run), as scripts/screenshots.sh sets up.
+display (tests/virtual_screen.py), as scripts/screenshots.sh sets up.
 """
 
 import os

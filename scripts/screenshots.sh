@@ -10,9 +10,9 @@ OUT="$ROOT/docs/screenshots"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$OUT"
-CNNVIS_ARTIFACTS="$WORK" CNNVIS_GUI_RUNS=1 bash tests/paraview/gui_check.sh image
+CNNVIS_ARTIFACTS="$WORK" CNNVIS_GUI_RUNS=1 python3 tests/virtual_screen.py bash tests/paraview/gui_check.sh image
 # The screen is larger than ParaView's window: keep the window.
 /usr/bin/convert "$WORK/gui_image_first-start.png" -trim +repage "$OUT/gui_cat.png"
-PV_PLUGIN_PATH="$ROOT/plugin" xvfb-run -a -s "-screen 0 1280x1024x24" pvpython "$ROOT/scripts/render_scene.py" \
+PV_PLUGIN_PATH="$ROOT/plugin" python3 tests/virtual_screen.py pvpython "$ROOT/scripts/render_scene.py" \
   "$ROOT/sample_images/coffee.jpg" "$OUT/scene_coffee.png"
 echo "wrote $OUT/gui_cat.png and $OUT/scene_coffee.png"

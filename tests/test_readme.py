@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import pytest
+from virtual_screen import virtual_screen
 
 ROOT = Path(__file__).resolve().parent.parent
 BLOCK = re.compile(r"<!-- readme-test: (?P<kind>[\w-]+) -->\n```(?:sh|python)\n(?P<code>.*?)```", re.DOTALL)
@@ -102,11 +103,13 @@ def gui_lines() -> list[list[str]]:
 @pytest.mark.parametrize("words", gui_lines(), ids=lambda words: " ".join(words[1:]) or "paraview")
 def test_gui_command_opens_paraview_alone(words, workdir, tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
-    display = next(n for n in range(140, 200) if not Path(f"/tmp/.X{n}-lock").exists())
-    xvfb = subprocess.Popen(["Xvfb", f":{display}", "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    env = dict(os.environ, DISPLAY=f":{display}", HOME=str(home))
-    env.pop("PV_PLUGIN_PATH", None)
+    with virtual_screen() as display:
+        env = dict(os.environ, DISPLAY=display, HOME=str(home))
+        env.pop("PV_PLUGIN_PATH", None)
+        assert_paraview_opens_alone(words, workdir, env)
+
+
+def assert_paraview_opens_alone(words: list[str], workdir: Path, env: dict) -> None:
     gui = subprocess.Popen(words, cwd=str(workdir), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         windows: list[str] = []
@@ -124,8 +127,6 @@ def test_gui_command_opens_paraview_alone(words, workdir, tmp_path_factory):
             gui.wait(timeout=30)
         except subprocess.TimeoutExpired:
             gui.kill()
-        xvfb.terminate()
-        xvfb.wait()
 
 
 def viewable_windows(env: dict) -> list[str]:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The real ParaView GUI under Xvfb, started exactly as the README tells users to (never --dr):
+# The real ParaView GUI on a virtual screen (tests/virtual_screen.py), started exactly as the README tells users to (never --dr):
 #   gui_check.sh image        cnnvis paraview sample_images/cat.jpg
 #   gui_check.sh state        cnnvis paraview --state examples/cat_efficientnet_lite0.pvsm
 #   gui_check.sh load-plugin  plain paraview, no PV_PLUGIN_PATH or PYTHONPATH, loading the plugin
@@ -21,21 +21,15 @@ mkdir -p "$ARTIFACTS"
 unset PV_PLUGIN_PATH  # cnnvis paraview sets it
 export TORCH_HOME="${TORCH_HOME:-$(mktemp -d)}"  # as in CI: no ImageNet weights, no internet
 
-display=99
-while [ -e "/tmp/.X${display}-lock" ]; do display=$((display + 1)); done
-Xvfb ":$display" -screen 0 1280x1024x24 -nolisten tcp >/dev/null 2>&1 &
-xvfb=$!
-export DISPLAY=":$display"
+: "${DISPLAY:?run me on a screen of my own: python3 tests/virtual_screen.py bash $0 $MODE}"
 USER_HOME="$(mktemp -d)"
 cleanup() {
   [ -n "${paraview_pid:-}" ] && kill "$paraview_pid" 2>/dev/null || true
   pkill -P "${paraview_pid:-0}" 2>/dev/null || true
-  kill "$xvfb" 2>/dev/null || true
   wait 2>/dev/null || true
   rm -rf "$USER_HOME"
 }
 trap cleanup EXIT
-sleep 1
 
 if [ "$MODE" = load-plugin ]; then
   # Plain ParaView opens its own Welcome dialog until the user ticks "Don't show this window

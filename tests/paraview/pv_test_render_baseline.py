@@ -1,7 +1,7 @@
 """The overview scene of the cat's volume, rendered with SaveScreenshot, matches the stored baseline.
 
 The baseline (tests/paraview/baselines/cat_lite0_scene.png) was rendered here with llvmpipe
-under Xvfb. Set CNNVIS_UPDATE_BASELINES=1 to rewrite it after an intended change of the picture.
+on a virtual screen. Set CNNVIS_UPDATE_BASELINES=1 to rewrite it after an intended change of the picture.
 """
 
 import os

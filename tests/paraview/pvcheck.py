@@ -1,6 +1,6 @@
 """A tiny test runner for pvpython scripts: each test_* function runs, failures are counted.
 
-The scripts are run by CTest under Xvfb (see CMakeLists.txt) with the plugin on PV_PLUGIN_PATH.
+The scripts are run by CTest on a virtual screen (tests/virtual_screen.py, see CMakeLists.txt) with the plugin on PV_PLUGIN_PATH.
 Each prints one line per test and a closing 'N passed, N failed' line; the exit status is the
 number of failures (0 = success).
 """
