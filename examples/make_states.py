@@ -1,6 +1,6 @@
 """Write the example state files (run from the project folder):
 
-    PV_PLUGIN_PATH=plugin xvfb-run -a pvpython examples/make_states.py [NAME.pvsm ...]
+    PV_PLUGIN_PATH=plugin python3 tests/virtual_screen.py pvpython examples/make_states.py [NAME.pvsm ...]
 
 (all of them, or only those named).
 
@@ -59,10 +59,18 @@ SAMPLE_SET_LINES = [
 WANTED = set(sys.argv[1:])
 
 
+# The room for views in ParaView 5.11's main window at its first-start size (1152 x 762; measured
+# as the render view's ViewSize). The states are framed for it: `cnnvis paraview --state` and
+# File > Load State keep a state's cameras, and a parallel camera keeps its height when the
+# window grows, so larger windows show the same framing with more room at the sides.
+GUI_VIEW_SIZE = (844, 527)
+VIEW_TOOLBAR_PX = 28  # in a layout of several views each view has a toolbar of its own above it
+
+
 def new_view():
-    """A render view of the states' size, in a layout (without one the GUI shows an empty tab)."""
+    """A render view of the GUI's size, in a layout (without one the GUI shows an empty tab)."""
     view = simple.CreateView("RenderView")
-    view.ViewSize = [1200, 600]
+    view.ViewSize = list(GUI_VIEW_SIZE)
     simple.AssignViewToLayout(view=view, layout=simple.CreateLayout("CNN"), hint=0)
     return view
 
@@ -105,7 +113,6 @@ if not WANTED or STUDY_STATE in WANTED:
     from cnn_paraview.scenes import show_channel_statistics
 
     layout = simple.CreateLayout("CNN Channel Statistics")
-    layout.SetSize(1600, 1000)
     # A middle level (level 9, _blocks.7: parts of objects, and exemplar tiles that show them) and its most
     # selective channel among the five classes; center-crop gives every image one 224 x 224 grid.
     show_channel_statistics(SAMPLE_SET, "efficientnet_lite0", "default", level=9, layout=layout, Fit="center-crop")
@@ -117,11 +124,12 @@ if not WANTED or SWEEP_STATE in WANTED:
     simple.ResetSession()
     if not hasattr(simple, "CNNPerturbationSweep"):
         simple.LoadPlugin(str(ROOT / "plugin" / "cnn_activations.py"))
-    from cnn_paraview.scenes import show_sweep
+    from cnn_paraview.scenes import SWEEP_TOP, show_sweep
 
     layout = simple.CreateLayout("CNN Perturbation Sweep")
-    layout.SetSize(1600, 1000)
     # Blur's default severities (Steps 0: sigma 0 to 8 input pixels, the clean image first).
-    show_sweep(IMAGE, "blur", "efficientnet_lite0", "default", layout=layout, TargetClass="tabby")
+    overview_px = (GUI_VIEW_SIZE[0], round(GUI_VIEW_SIZE[1] * SWEEP_TOP) - VIEW_TOOLBAR_PX)
+    show_sweep(IMAGE, "blur", "efficientnet_lite0", "default", layout=layout, overview_px=overview_px,
+               TargetClass="tabby")
     simple.SaveState(str(ROOT / "examples" / SWEEP_STATE))
     print("wrote", SWEEP_STATE)

@@ -37,7 +37,9 @@ def _open(view) -> None:
 
         show_volume(os.environ["CNNVIS_IMAGE"], model=os.environ.get("CNNVIS_MODEL") or "resnet50",
                     weights=os.environ.get("CNNVIS_WEIGHTS") or "default", view=view)
-    simple.Render(view)
+    # Not simple.Render: on a session's first render it resets the camera, losing the framing a
+    # state was saved with (File > Load State keeps it too). show_volume frames its own scene.
+    view.StillRender()
     if os.environ.get("CNNVIS_GUI_REPORT"):
         with open(os.environ["CNNVIS_GUI_REPORT"], "w") as report:
             report.write("\n".join(sorted(name for (name, _) in simple.GetSources())) + "\n")

@@ -75,9 +75,10 @@ def show_image_set(images, model: str = "resnet50", weights: str = "default", vi
     return {**scene, "image_caption": image_caption}
 
 
-def _overview(source, normalize, view, legend: str) -> dict:
+def _overview(source, normalize, view, legend: str, size_px: tuple[int, int] | None = None) -> dict:
     """The row of panels of ``normalize`` (the input, an early, a middle and the last level) with
-    their captions, the colour legend titled ``legend`` and the predictions; see :func:`show_volume`."""
+    their captions, the colour legend titled ``legend`` and the predictions; see :func:`show_volume`.
+    ``size_px``: the view's size in pixels, when its ViewSize does not know it yet (see :func:`_frame_row`)."""
     from paraview import simple
 
     normalize.UpdatePipeline()
@@ -88,10 +89,7 @@ def _overview(source, normalize, view, legend: str) -> dict:
     width, height, levels = extent[1] - extent[0] + 1, extent[3] - extent[2] + 1, extent[5] - extent[4] + 1
     spacing = _level_spacing(normalize, levels)
     step = width * (1 + _GAP)
-    lut = simple.GetColorTransferFunction("activation")
-    lut.ApplyPreset("Inferno (matplotlib)", True)
-    lut.RescaleTransferFunction(0.0, 1.0)
-    lut.AutomaticRescaleRangeMode = "Never"
+    lut = _unit_colours("activation")
     panels, captions = [], []
     for column, (name, level) in enumerate(zip(PANELS, chosen_levels(levels))):
         panel = simple.ExtractSubset(registrationName=name, Input=normalize)
@@ -115,14 +113,7 @@ def _overview(source, normalize, view, legend: str) -> dict:
     lut.RescaleTransferFunction(0.0, 1.0)
     simple.Hide(normalize, view)
     simple.Hide(source, view)
-    bar = simple.GetScalarBar(lut, view)
-    bar.Title = legend
-    bar.ComponentTitle = ""
-    bar.Orientation = "Horizontal"
-    bar.WindowLocation = "Lower Center"
-    bar.ScalarBarLength = 0.5
-    bar.RangeLabelFormat = "%.1f"
-    bar.Visibility = 1
+    _legend(lut, view, legend)
     heading = simple.CNNCaption(registrationName="Predictions", Input=source, Content="Predictions")
     heading_display = simple.Show(heading, view)
     heading_display.WindowLocation = "Upper Left Corner"
@@ -130,25 +121,73 @@ def _overview(source, normalize, view, legend: str) -> dict:
     heading_display.FontSize = 14
     view.OrientationAxesVisibility = 0
     simple.Render(view)  # paraview.simple resets the camera on a view's first render: frame after it
-    _frame_row(view, row_width=step * (len(PANELS) - 1) + width, height=height)
+    _frame_row(view, row_width=step * (len(PANELS) - 1) + width, height=height, size_px=size_px)
     simple.SetActiveSource(panels[-1])
     simple.Render(view)
     return {"source": source, "normalize": normalize, "panels": panels, "captions": captions, "heading": heading,
             "view": view}
 
 
-def _frame_row(view, row_width: float, height: float) -> None:
-    """Look straight down on the row (parallel projection), filling the view's width, with room
-    above for the predictions and below for the colour legend."""
-    width_px, height_px = (list(view.ViewSize) + [0, 0])[:2]
-    aspect = width_px / height_px if width_px > 0 and height_px > 0 else 16 / 9
-    centre = [row_width / 2, height * 0.62, 0.0]
+# The overview's texts, in pixels of the view (their fonts do not scale with the scene): the
+# predictions at the top left (six lines at font 14), a level's caption above its panel (three
+# lines at font 13), the colour legend with its title and labels at the bottom.
+_PREDICTIONS_PX = 105
+_CAPTIONS_PX = 44
+_LEGEND_PX = 68
+
+
+def _frame_row(view, row_width: float, height: float, size_px: tuple[int, int] | None = None) -> None:
+    """Look straight down on the row (parallel projection; scene units: the row is ``row_width``
+    wide and ``height`` high, its bottom at y = 0) as large as the view allows with the texts
+    beside it: the predictions above, the panels' captions, the colour legend below. ``size_px``
+    (width, height in pixels) stands for the view's ViewSize, which pvpython leaves at 400 x 400
+    for a view just put into a split layout. A parallel camera keeps its height when the view
+    grows: a larger window shows the same framing, with more room for the texts."""
+    width_px, height_px = size_px or (list(view.ViewSize) + [0, 0])[:2]
+    if width_px <= 0 or height_px <= 0:
+        width_px, height_px = 1280, 720
+    free_px = height_px - _PREDICTIONS_PX - _CAPTIONS_PX - _LEGEND_PX
+    # The row's height on screen: all the free height unless the width limits it first; never
+    # below a fifth of the view (a very small view lets the texts overlap rather than lose the row).
+    row_px = max(min(free_px, 0.96 * width_px * height / row_width), 0.2 * height_px)
+    units_per_px = height / row_px
+    # The row and its captions in the middle of the band between the legend and the predictions.
+    band_px = height_px - _PREDICTIONS_PX - _LEGEND_PX
+    row_bottom_px = max(_LEGEND_PX + (band_px - row_px - _CAPTIONS_PX) / 2, 0.0)
+    scale = height_px * units_per_px / 2  # half the visible height, in scene units
+    centre = [row_width / 2, scale - row_bottom_px * units_per_px, 0.0]
     view.CameraParallelProjection = 1
     view.CameraFocalPoint = centre
     view.CameraPosition = [centre[0], centre[1], 10.0 * row_width]
     view.CameraViewUp = [0.0, 1.0, 0.0]
-    # Half the visible height, in scene units: the row's width with a margin, or 2.3 x its height.
-    view.CameraParallelScale = max(1.04 * row_width / (2 * aspect), 2.3 * height / 2)
+    view.CameraParallelScale = scale
+
+
+def _unit_colours(array: str):
+    """The colour map of ``array``: Inferno over 0-1, kept there (values are scaled to 0-1)."""
+    from paraview import simple
+
+    lut = simple.GetColorTransferFunction(array)
+    lut.ApplyPreset("Inferno (matplotlib)", True)
+    lut.RescaleTransferFunction(0.0, 1.0)
+    lut.AutomaticRescaleRangeMode = "Never"
+    return lut
+
+
+def _legend(lut, view, title: str, location: str = "Lower Center", horizontal: bool = True,
+            label_format: str = "%.1f") -> None:
+    """Show ``lut``'s colour legend in ``view``: titled, its range labelled with ``label_format``."""
+    from paraview import simple
+
+    bar = simple.GetScalarBar(lut, view)
+    bar.Title = title
+    bar.ComponentTitle = ""
+    if horizontal:
+        bar.Orientation = "Horizontal"
+        bar.ScalarBarLength = 0.5
+    bar.WindowLocation = location
+    bar.RangeLabelFormat = label_format
+    bar.Visibility = 1
 
 
 def _level_spacing(normalize, levels: int) -> float:
@@ -189,7 +228,28 @@ def link_chosen_channel(statistics, image_set, name: str = CHOSEN_CHANNEL_LINK):
     link.AddLinkedProperty(statistics.SMProxy, "ChosenChannel", servermanager.vtkSMLink.INPUT)
     link.AddLinkedProperty(image_set.SMProxy, "ExplicitChannels", servermanager.vtkSMLink.OUTPUT)
     servermanager.ProxyManager().RegisterLink(name, link)
+    _unlink_with_its_proxies(name, link)
     return link
+
+
+def _unlink_with_its_proxies(name: str, link) -> None:
+    """Unregister the link ``name`` as soon as one of its proxies is unregistered (Delete,
+    ResetSession): ParaView 5.11 keeps a link to a deleted proxy and crashes (SIGSEGV) saving the
+    next state. The proxy manager reports each unregistration after it, while the proxy still lives."""
+    from paraview import servermanager
+
+    manager = servermanager.ProxyManager().SMProxyManager
+
+    def unregistered(caller, event) -> None:
+        if caller.GetRegisteredLink(name) is not link:  # unregistered or replaced meanwhile
+            caller.RemoveObserver(observer)
+            return
+        if any(not caller.GetProxyName("sources", link.GetLinkedProxy(i))
+               for i in range(link.GetNumberOfLinkedObjects())):
+            caller.UnRegisterLink(name)
+            caller.RemoveObserver(observer)
+
+    observer = manager.AddObserver("UnRegisterEvent", unregistered)
 
 
 def choose_channel(statistics, level: int, channel: int) -> str:
@@ -297,17 +357,9 @@ def _show_set_channel(image_set, view):
     channel.SetRepresentationType("Slice")
     channel.Position = [width * (1 + _GAP), 0.0, 0.0]
     simple.ColorBy(channel, ("POINTS", "rank0"))
-    lut = simple.GetColorTransferFunction("rank0")
-    lut.ApplyPreset("Inferno (matplotlib)", True)
-    lut.RescaleTransferFunction(0.0, 1.0)
-    lut.AutomaticRescaleRangeMode = "Never"
+    lut = _unit_colours("rank0")
     lut.NanOpacity = 0.0
-    bar = simple.GetScalarBar(lut, view)
-    bar.Title = "chosen channel (scaled by its range over the set)"
-    bar.ComponentTitle = ""
-    bar.Orientation = "Horizontal"
-    bar.WindowLocation = "Lower Center"
-    bar.Visibility = 1
+    _legend(lut, view, "chosen channel (scaled by its range over the set)")
     caption = simple.CNNCaption(registrationName="Image", Input=image_set, Content="Image")
     text = simple.Show(caption, view)
     text.WindowLocation = "Upper Center"
@@ -330,6 +382,11 @@ def _show_atlas(statistics, view) -> None:
     view.InteractionMode = "2D"
     simple.Render(view)
     simple.ResetCamera(view)
+    # ResetCamera leaves room for the atlas' bounding circle; the tiles are what matter: fill the
+    # height (the view is wider than high in the layout), with a small margin.
+    bounds = simple.OutputPort(statistics, 2).GetDataInformation().GetBounds()
+    if bounds[1] >= bounds[0]:
+        view.CameraParallelScale = 0.52 * max(bounds[3] - bounds[2], bounds[1] - bounds[0])
 
 
 def _show_class_means(statistics, chart) -> None:
@@ -344,8 +401,10 @@ def _show_class_means(statistics, chart) -> None:
     if names is not None:
         # The classes of the set do not change with the channel: name the bars once.
         chart.BottomAxisUseCustomLabels = 1
+        # Every other name one line lower: neighbours' names overlap in a small chart otherwise
+        # (5.11's axis labels cannot be turned).
         chart.BottomAxisLabels = [str(value) for i in range(names.GetNumberOfValues())
-                                  for value in (i, names.GetValue(i))]
+                                  for value in (i, "\n" * (i % 2) + names.GetValue(i))]
     chart.ChartTitle = "class means of the chosen channel"
     chart.ChartTitleFontSize = 14
     chart.LeftAxisTitle = "class mean"
@@ -357,13 +416,13 @@ def _show_class_means(statistics, chart) -> None:
 # --- the perturbation sweep ---------------------------------------------------------------------------
 
 #: Registration names of the sweep scene's views: the volume at the step on top, the charts below.
-#: (``cnnvis paraview --state`` renders the first render view by name first, and paraview.simple
-#: resets the camera of the first view it renders: the volume's, not the drift map's framing.)
+#: (``cnnvis paraview --state`` makes the first render view by name the active one: the volume's.)
 SWEEP_VIEWS = ("Activations At The Step", "Probability", "Drift", "Drift Map")
+SWEEP_TOP = 0.6  # the overview's share of the layout's height
 
 
 def show_sweep(image: str, perturbation: str = "blur", model: str = "resnet50", weights: str = "default", layout=None,
-               **properties) -> dict:
+               overview_px: tuple[int, int] | None = None, **properties) -> dict:
     """Build and show a perturbation sweep of ``image``, one severity per time step; returns its
     proxies by role.
 
@@ -374,7 +433,9 @@ def show_sweep(image: str, perturbation: str = "blur", model: str = "resnet50", 
     the probability of the clean class (and of the Target Class) against the severity, with a
     marker at the step shown, the drift of every level against the severity, and the drift as a
     level x step picture. The Time slider moves the volume, the picture, the captions and the
-    marker together. Returns ``{"source", "normalize", "panels", "captions", "heading",
+    marker together. ``overview_px``: the top view's (width, height) in pixels to frame the row
+    for, when its ViewSize does not know it yet (pvpython gives a view put into a split layout 400
+    x 400; the GUI its size on screen). Returns ``{"source", "normalize", "panels", "captions", "heading",
     "step_caption", "views" (by SWEEP_VIEWS name), "layout"}``.
     """
     from paraview import servermanager, simple
@@ -388,14 +449,15 @@ def show_sweep(image: str, perturbation: str = "blur", model: str = "resnet50", 
         SWEEP_VIEWS, ("RenderView", "XYChartView", "XYChartView", "RenderView"))}
     for name, view in views.items():
         simple.RenameView(name, view)
-    layout.SplitVertical(0, 0.55)  # cell 1 on top, 2 below
+    layout.SplitVertical(0, SWEEP_TOP)  # cell 1 on top, 2 below
     layout.SplitHorizontal(2, 1 / 3)  # cells 5 and 6
     layout.SplitHorizontal(6, 0.5)  # cells 13 and 14
     for cell, name in zip((1, 5, 13, 14), SWEEP_VIEWS):
         layout.AssignView(cell, views[name])
 
     normalize = simple.CNNLayerNormalize(registrationName="CNN Layer Normalize", Input=source)
-    scene = _overview(source, normalize, views[SWEEP_VIEWS[0]], "activation (each level scaled to 0-1 at each step)")
+    scene = _overview(source, normalize, views[SWEEP_VIEWS[0]], "activation (each level scaled to 0-1 at each step)",
+                      size_px=overview_px)
     step_caption = simple.CNNCaption(registrationName="Step", Input=source, Content="Image")
     if scene["panels"]:
         display = simple.Show(step_caption, views[SWEEP_VIEWS[0]])
@@ -467,12 +529,7 @@ def _show_drift_map(source, view) -> None:
     simple.ColorBy(shown, ("CELLS", "drift"))
     lut = simple.GetColorTransferFunction("drift")
     lut.ApplyPreset("Viridis (matplotlib)", True)
-    bar = simple.GetScalarBar(lut, view)
-    bar.Title = "drift"
-    bar.ComponentTitle = ""
-    bar.WindowLocation = "Lower Right Corner"
-    bar.RangeLabelFormat = "%.2f"
-    bar.Visibility = 1
+    _legend(lut, view, "drift", location="Lower Right Corner", horizontal=False, label_format="%.2f")
     grid = shown.DataAxesGrid
     grid.GridAxesVisibility = 1
     grid.XTitle = "time step (severity increasing)"

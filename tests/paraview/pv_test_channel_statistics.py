@@ -292,6 +292,25 @@ def test_the_link_is_saved_in_the_state_and_works_in_a_fresh_pvpython():
     assert summary["statistics_runs"] == 1
 
 
+def test_deleting_a_linked_source_drops_its_link_and_states_still_save():
+    # ParaView 5.11 keeps a link to a deleted proxy and crashes saving the next state.
+    from cnn_paraview.scenes import link_chosen_channel
+
+    linked = CNNChannelStatistics(registrationName="Linked Statistics", Images=str(TWO_CLASSES), **FAST)
+    images = CNNImageSet(registrationName="Linked Set", Images=str(TWO_CLASSES), ChannelChoice="Explicit",
+                         ExplicitChannels="_blocks.0:0", Normalization="None", **FAST)
+    link_chosen_channel(linked, images, name="Doomed Link")
+    manager = servermanager.ProxyManager().SMProxyManager
+    assert manager.GetRegisteredLink("Doomed Link") is not None
+    Delete(images)
+    del images
+    assert manager.GetRegisteredLink("Doomed Link") is None
+    state = FOLDER / "after_delete.pvsm"
+    SaveState(str(state))
+    assert 'PropertyLink name="Doomed Link"' not in state.read_text()
+    Delete(linked)
+
+
 def test_the_example_state_opens_the_study_and_the_set_follows_the_channel():
     summary = reload_state(pvcheck.ROOT / "examples" / "channel_statistics.pvsm", 12, 5, ARTIFACTS / "study.png")
     assert summary["sources"] == ["CNN Channel Statistics", "CNN Image Set", "Image", "Picture"]
