@@ -190,7 +190,10 @@ def _text(nc: Any, name: str, strings: list[str], dims: tuple[str, ...], long_na
 
 
 def _strings(chars: np.ndarray) -> list[str]:
-    return [bytes(row).rstrip(b"\0").decode("utf-8") for row in np.asarray(chars).reshape(len(chars), -1)]
+    chars = np.asarray(chars)
+    # Not reshape(len, -1): a file without classes holds (0, strlen) characters, and -1 is undefined then.
+    rows = chars.reshape(len(chars), int(np.prod(chars.shape[1:], dtype=int)))
+    return [bytes(row).rstrip(b"\0").decode("utf-8") for row in rows]
 
 
 def _attribute(nc: Any, name: str) -> str | None:

@@ -552,13 +552,18 @@ class _SetProgress:
         self.count = count
         self.scanning = two_passes
         self.bar = None
-        if count > 1:
+
+    def _start(self) -> None:
+        # On the first report, not before: a run the engine refuses at its start shows no bar.
+        if self.bar is None and self.count > 1:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=count * (2 if two_passes else 1), desc="scanning" if two_passes else "computing",
-                            unit="image", file=sys.stderr, dynamic_ncols=True)
+            self.bar = tqdm(total=self.count * (2 if self.scanning else 1),
+                            desc="scanning" if self.scanning else "computing", unit="image", file=sys.stderr,
+                            dynamic_ncols=True)
 
     def __call__(self, done: int, total: int) -> None:
+        self._start()
         if self.bar is None:
             return
         # The first pass counts the set's images (done <= count), the second counts on from there.
@@ -1038,14 +1043,39 @@ def _sweep(args: argparse.Namespace) -> int:
     severities, image, outputs) before the model loads; then one progress bar over every picture,
     each perturbation's netCDF and CSV written as soon as it is done, the figure, and per
     perturbation the flip and half severities and a table of the steps."""
-    from .evidence import resolve_target
     from .images import load_image
-    from .sweep import sweep
-    from .sweep_plot import sweep_figure
 
     plans = _sweep_plans(args)
     load_image(args.image)  # an image that cannot be read fails here, before anything is written
+    new_folders = _missing_folders(Path(args.output))
     targets = _sweep_targets(args.image, args.output, [name for name, _, _ in plans])
+    try:
+        return _run_sweeps(args, plans, targets)
+    except BaseException:
+        # A run refused or stopped before its first file leaves no empty folder of its own behind.
+        for folder in new_folders:
+            try:
+                folder.rmdir()  # only when empty
+            except OSError:
+                break
+        raise
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _run_sweeps(args: argparse.Namespace, plans: list, targets: dict[str, Any]) -> int:
+    """The sweeps of :func:`_sweep` once everything given is checked: model, runs, files, summary."""
+    from .evidence import resolve_target
+    from .sweep import sweep
+    from .sweep_plot import sweep_figure
+
     model = _load(args)
     if args.target is not None and model.categories:  # the engine would resolve it only after the run
         resolve_target(args.target, model.categories, 0)
@@ -1114,7 +1144,11 @@ def _sweep_plans(args: argparse.Namespace) -> list[tuple[str, Any, tuple[float, 
         else:
             values = chosen.default_values
         values = check_severities(chosen, values)
-        if len(values) < 2:
+        if len(set(values)) < 2 and given is None:
+            raise CnnEngineError(f"--from and --to are both {values[0]:g}: a sweep needs different severities; set "
+                                 f"them apart ({chosen.name} {chosen.parameter}: {chosen.low:g} to {chosen.high:g} "
+                                 f"{chosen.unit})")
+        if len(set(values)) < 2:
             raise CnnEngineError(f"--values gives one severity ({values[0]:g}): a sweep needs at least two, e.g. "
                                  f"--values {chosen.low:g},{chosen.high:g} ({chosen.name} {chosen.parameter}: "
                                  f"{chosen.low:g} to {chosen.high:g} {chosen.unit})")

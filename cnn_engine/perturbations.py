@@ -283,6 +283,10 @@ def _occlusion(rgb, side, seed, position=None, occluder="mean", mean=_IMAGENET_M
         raise CnnEngineError(f"unknown occluder {occluder!r}: use one of {', '.join(OCCLUDERS)}")
     height, width = rgb.shape[:2]
     x, y = (width / 2.0, height / 2.0) if position is None else _position(position)
+    if not (0 <= x < width and 0 <= y < height):  # every step would be the clean picture
+        raise CnnEngineError(f"occlusion position ({_number(x)}, {_number(y)}) is outside the {width} x {height} "
+                             f"network input: give a centre inside it, x from 0 to {width - 1} and y from 0 to "
+                             f"{height - 1} (input pixels)")
     patch = int(round(side))
     left, top = int(round(x - patch / 2.0)), int(round(y - patch / 2.0))
     x0, x1 = max(left, 0), min(left + patch, width)

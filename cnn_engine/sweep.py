@@ -42,7 +42,7 @@ from torch import nn
 
 from .builder import VolumeBuilder
 from .compute import (
-    Progress, _as_model, _top_predictions, assemble_volume, available_memory, check_options, creation_time,
+    Progress, _as_model, _check_top_k, _top_predictions, assemble_volume, available_memory, check_options, creation_time,
     default_level_spacing,
 )
 from .errors import CnnEngineError
@@ -182,14 +182,15 @@ def sweep(model: CnnModel | nn.Module, image, perturbation: str, values: Sequenc
     created = creation_time()
     chosen = find_perturbation(perturbation)
     values = check_severities(chosen, chosen.default_values if values is None else values)
-    if len(values) < 2:
-        raise CnnEngineError(f"a sweep needs at least two severities, not {len(values)}: give a list or a range "
-                             f"(for {chosen.name}: {chosen.low:g} to {chosen.high:g} {chosen.unit})")
+    if len(set(values)) < 2:
+        raise CnnEngineError(f"a sweep needs at least two different severities, not {len(set(values))}: give a list "
+                             f"or a range (for {chosen.name}: {chosen.low:g} to {chosen.high:g} {chosen.unit})")
     check_options(top_k, rank_by, interpolation)
     if rank_by not in ("mean", "max", "l2"):
         raise CnnEngineError(f"a sweep ranks channels on the clean picture by mean, max or l2, not {rank_by!r}")
     model = _as_model(model)
     levels = model.levels(layers)
+    _check_top_k(model, levels, top_k)
     preprocessing = Preprocessing(fit=fit, size=input_size, max_side=max_side)
     if target is not None and model.categories:  # a wrong class is told before anything runs
         resolve_target(target, model.categories, 0, len(model.categories))

@@ -149,6 +149,12 @@ def test_position_and_occluder_reach_the_occlusion(cnnvis, lite0, cat_path, tmp_
     (["--perturbation", "blur", "--values", "2"],
      "--values gives one severity (2): a sweep needs at least two, e.g. --values 0,32 (blur sigma: 0 to 32 input "
      "pixels)"),
+    (["--perturbation", "blur", "--from", "4", "--to", "4", "--steps", "3"],
+     "--from and --to are both 4: a sweep needs different severities; set them apart (blur sigma: 0 to 32 input "
+     "pixels)"),
+    (["--perturbation", "blur", "--values", "2,2"],
+     "--values gives one severity (2): a sweep needs at least two, e.g. --values 0,32 (blur sigma: 0 to 32 input "
+     "pixels)"),
     (["--perturbation", "blur", "--steps", "1"], "--steps must be at least 2, not 1: a sweep compares severities"),
     (["--perturbation", "blur", "--values", "0,1", "--steps", "3"],
      "give the severities either as --values or as --from/--to/--steps, not both"),
@@ -187,3 +193,22 @@ def test_an_output_folder_that_cannot_be_created_is_one_error_line(cnnvis, cat_p
     result = cnnvis("sweep", str(cat_path), "--perturbation", "blur", "-o", "/proc/cnnvis-sweep")
     assert result.returncode == 2 and result.stderr.startswith("cnnvis: error: cannot create output folder "
                                                                "/proc/cnnvis-sweep: ")
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--perturbation", "blur", "--layers", "_swish", "--top-k", "40"],
+     "top_k 40 is more than the 32 channels of the widest chosen layer (_swish): use a top_k of at most 32 "
+     "(--top-k 32), or choose wider layers"),
+    (["--perturbation", "occlusion", "--position", "5000,5000"],
+     "occlusion position (5000, 5000) is outside the 337 x 224 network input: give a centre inside it, x from 0 "
+     "to 336 and y from 0 to 223 (input pixels)"),
+    (["--perturbation", "blur", "--target", "tigercat"], "unknown target class 'tigercat'; close labels: tiger cat, "
+                                                         "tiger, triceratops, tiger shark (give a label or a class "
+                                                         "index)"),
+])
+def test_a_sweep_refused_once_the_model_is_loaded_leaves_no_folder_behind(options, message, cnnvis, cat_path,
+                                                                          tmp_path):
+    result = cnnvis("sweep", str(cat_path), *MODEL, *options, "-o", str(tmp_path / "new" / "out"))
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == f"cnnvis: error: {message}\n"
+    assert not (tmp_path / "new").exists()

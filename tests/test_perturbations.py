@@ -126,6 +126,13 @@ def test_occlusion_is_centred_on_the_picture_by_default(cat_rgb):
     assert (rows.min(), rows.max(), cols.min(), cols.max()) == (102, 121, 158, 177)
 
 
+def test_an_occlusion_centred_outside_the_picture_is_refused(cat_rgb):
+    with pytest.raises(CnnEngineError, match=r"^occlusion position \(5000, 80\) is outside the 337 x 224 network input: "
+                                             r"give a centre inside it, x from 0 to 336 and y from 0 to 223 "
+                                             r"\(input pixels\)$"):
+        perturbation("occlusion").apply(cat_rgb, 32, position=(5000, 80))
+
+
 @pytest.mark.parametrize("quality", [1, 30, 90])
 def test_jpeg_at_a_quality_equals_a_pillow_encode_and_decode_at_that_quality(cat_rgb, quality):
     buffer = io.BytesIO()

@@ -230,6 +230,15 @@ def test_a_set_without_labels_gives_exemplars_only(tmp_path):
     assert len(stats.exemplars(0, 0)) == 2
 
 
+def test_the_file_of_a_set_without_labels_reads_back_with_its_exemplars(tmp_path):
+    folder = _solid_set(tmp_path / "set", reds={"holiday": (255, 200)})
+    with pytest.warns(UserWarning, match="no image of the set has a label"):
+        stats = channel_statistics(RedBlue(), folder, layers=["relu"], input_size=64)
+    back = read_channel_statistics(stats.to_netcdf(tmp_path / "study.nc"))
+    assert (list(back.classes), list(back.class_names)) == ([], [])
+    assert back.exemplars(0, 0) == stats.exemplars(0, 0)
+
+
 def test_a_class_of_one_image_has_no_standard_deviation(tmp_path):
     folder = _solid_set(tmp_path, reds={"tabby": (255, 200), "espresso": (150,)})
     with pytest.warns(UserWarning, match="1 class\\(es\\) with one image \\(espresso\\)"):

@@ -126,9 +126,10 @@ def test_a_severity_out_of_range_says_the_range(lite0, cat_path):
         sweep(lite0, cat_path, "blur", [0, -3])
 
 
-def test_a_single_step_is_refused(lite0, cat_path):
-    with pytest.raises(cnn_engine.CnnEngineError, match="a sweep needs at least two severities, not 1"):
-        sweep(lite0, cat_path, "blur", [2])
+@pytest.mark.parametrize("values", [[2], [2, 2, 2]])
+def test_a_single_severity_is_refused(lite0, cat_path, values):
+    with pytest.raises(cnn_engine.CnnEngineError, match="a sweep needs at least two different severities, not 1"):
+        sweep(lite0, cat_path, "blur", values)
 
 
 def test_an_image_that_cannot_be_read_is_refused_before_anything_runs(lite0, tmp_path):

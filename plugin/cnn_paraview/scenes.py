@@ -296,7 +296,8 @@ def show_channel_statistics(images, model: str = "resnet50", weights: str = "def
     with Channel Choice Explicit, linked (:func:`link_chosen_channel`) so that it shows the chosen
     channel: ``channel`` of level ``level`` (default: the level's most selective channel). Four
     views in one layout: the set's pictures and the chosen channel's map side by side, one image
-    per time step, scaled over the set; the level's exemplar atlas; the table of every level and
+    per time step, scaled over the set, the chosen level and channel named in a corner ("Chosen Channel
+    Name"); the level's exemplar atlas; the table of every level and
     channel (click a column's header to sort by it); the chosen channel's class means as a bar
     chart. Returns ``{"statistics", "image_set", "picture", "image_caption", "link", "views" (by
     STUDY_VIEWS name), "layout"}``.
@@ -329,6 +330,7 @@ def show_channel_statistics(images, model: str = "resnet50", weights: str = "def
         layout.AssignView(cell, views[name])
 
     picture, image_caption = _show_set_channel(image_set, views[STUDY_VIEWS[0]])
+    _name_chosen_channel(statistics, views[STUDY_VIEWS[0]])
     _show_atlas(statistics, views[STUDY_VIEWS[1]])
     # In network order. Not sorted by selectivity from the start: ParaView's sorting prints a line
     # on the terminal for each NaN (undefined selectivity, common where responses are signed).
@@ -369,6 +371,21 @@ def _show_set_channel(image_set, view):
     simple.Render(view)
     simple.ResetCamera(view)
     return picture, caption
+
+
+def _name_chosen_channel(statistics, view) -> None:
+    """The chosen channel's level and index in the lower right corner of ``view`` (beside the colour
+    legend), following Level and Channel:
+    a Python Annotation of the chosen channel's table (port 1), whose field data names it."""
+    from paraview import simple
+
+    name = simple.PythonAnnotation(registrationName="Chosen Channel Name", Input=simple.OutputPort(statistics, 1))
+    name.ArrayAssociation = "Field Data"
+    # %-formatting: with str.format braces the 5.11 filter printed "level Undefined" (seen, not explained).
+    name.Expression = "'level %s\\nchannel %s' % tuple(chosen_channel.GetValue(0).rsplit(':', 1))"
+    shown = simple.Show(name, view)
+    shown.WindowLocation = "Lower Right Corner"
+    shown.FontSize = 12
 
 
 def _show_atlas(statistics, view) -> None:
@@ -467,10 +484,10 @@ def show_sweep(image: str, perturbation: str = "blur", model: str = "resnet50", 
     names = [table.GetColumnName(i) for i in range(table.GetNumberOfColumns())] if table is not None else []
     field = table.GetFieldData() if table is not None else None
     unit = field.GetAbstractArray("unit").GetValue(0) if field is not None and field.GetAbstractArray("unit") else ""
-    clean = (field.GetAbstractArray("clean_label").GetValue(0)
-             if field is not None and field.GetAbstractArray("clean_label") else "")
+    clean, target = (field.GetAbstractArray(name).GetValue(0) if field is not None and field.GetAbstractArray(name)
+                     else "" for name in ("clean_label", "target_label"))
     axis = f"{source.GetPropertyValue('TimeLabelAnnotation')} ({unit})" if unit else "severity"
-    _show_probability(source, views[SWEEP_VIEWS[1]], axis, clean, bool(properties.get("TargetClass")))
+    _show_probability(source, views[SWEEP_VIEWS[1]], axis, clean, target if properties.get("TargetClass") else "")
     _show_drift(source, views[SWEEP_VIEWS[2]], axis, [name for name in names if name.startswith("drift ")])
     _show_drift_map(source, views[SWEEP_VIEWS[3]])
     simple.SetActiveView(views[SWEEP_VIEWS[0]])
@@ -478,9 +495,9 @@ def show_sweep(image: str, perturbation: str = "blur", model: str = "resnet50", 
     return {**scene, "step_caption": step_caption, "views": views, "layout": layout}
 
 
-def _show_probability(source, chart, axis: str, clean: str, target: bool) -> None:
+def _show_probability(source, chart, axis: str, clean: str, target: str) -> None:
     """Port 3 as lines against the severity: the clean class's probability (and the target's), and
-    a marker at the time step shown."""
+    a marker at the time step shown. ``clean`` and ``target`` (empty: none) name the classes."""
     from paraview import simple
 
     lines = simple.Show(simple.OutputPort(source, 3), chart)
@@ -489,7 +506,8 @@ def _show_probability(source, chart, axis: str, clean: str, target: bool) -> Non
     shown = ["clean_probability", "shown_step"] + (["target_probability"] if target else [])
     lines.SeriesVisibility = shown
     lines.SeriesLabel = ["clean_probability", f"clean class ({clean})" if clean else "clean class",
-                         "target_probability", "target class", "shown_step", "this step"]
+                         "target_probability", f"target class ({target})" if target else "target class",
+                         "shown_step", "this step"]
     lines.SeriesLineStyle = ["shown_step", "0"]
     lines.SeriesMarkerStyle = ["clean_probability", "4", "shown_step", "4"]
     lines.SeriesMarkerSize = ["shown_step", "14"]

@@ -313,7 +313,7 @@ def test_deleting_a_linked_source_drops_its_link_and_states_still_save():
 
 def test_the_example_state_opens_the_study_and_the_set_follows_the_channel():
     summary = reload_state(pvcheck.ROOT / "examples" / "channel_statistics.pvsm", 12, 5, ARTIFACTS / "study.png")
-    assert summary["sources"] == ["CNN Channel Statistics", "CNN Image Set", "Image", "Picture"]
+    assert summary["sources"] == ["CNN Channel Statistics", "CNN Image Set", "Chosen Channel Name", "Image", "Picture"]
     assert summary["views"] == ["RenderView", "RenderView", "SpreadSheetView", "XYBarChartView"]
     assert summary["chosen_after_loading"] == summary["explicit_after_loading"] != ""
     level = summary["chosen"].split(":")[0]
