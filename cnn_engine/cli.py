@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.showwarning = lambda message, *rest, **kw: print(f"cnnvis: note: {message}", file=sys.stderr)
     try:
         _check_minimums(args)
-        return args.run(args)
+        return _run(args)
     except CnnEngineError as exc:
         if args.debug:
             traceback.print_exc()
@@ -63,6 +63,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into head & co.
         sys.stderr.close()
         return 0
+
+
+#: The folders this run of a command created, deepest first (see _output_folder and _run).
+_NEW_FOLDERS: list[Path] = []
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command; a run refused or stopped before its first file leaves none of the folders it
+    created behind (they are removed while empty)."""
+    _NEW_FOLDERS.clear()
+    try:
+        return args.run(args)
+    except BaseException:
+        for folder in _NEW_FOLDERS:
+            try:
+                folder.rmdir()  # only when empty
+            except OSError:
+                break
+        raise
+
+
+def _output_folder(out: Path, named: str, advice: str, kind: str) -> Path:
+    """Create the output folder ``out`` (and missing parents), refusing a path that is not a
+    folder ("{named} is a regular file, not a folder: {advice}") or cannot be created ("cannot
+    create {kind} {out}: ..."). The folders created are remembered for :func:`_run`."""
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{named} is {describe_file_type(os.stat(out).st_mode)}, not a folder: {advice}")
+    missing, folder = [], out
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create {kind} {out}: {os_error_advice(exc)}") from None
+    _NEW_FOLDERS.extend(missing)
+    return out
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -373,13 +410,7 @@ def _targets(images, output: str, single_file: bool) -> list[Path]:
                               "--single-file")
         check_writable(out)
         return [out]
-    if out.exists() and not out.is_dir():
-        kind = describe_file_type(os.stat(out).st_mode)
-        raise OutputError(f"output {out} is {kind}, not a folder: give a folder, or a file name ending in .nc")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create output folder {out}: {os_error_advice(exc)}") from None
+    _output_folder(out, f"output {out}", "give a folder, or a file name ending in .nc", "output folder")
     targets = [out / f"{name}.nc" for name in images.names]
     check_writable(targets[0])
     return targets
@@ -990,13 +1021,7 @@ def _most(values, count: int) -> list[int]:
 
 def _plot_folder(folder: str) -> Path:
     """--plots: a folder, created if missing, checked before computing."""
-    out = Path(folder)
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"--plots {out} is {describe_file_type(os.stat(out).st_mode)}, not a folder: give a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create the plot folder {out}: {os_error_advice(exc)}") from None
+    out = _output_folder(Path(folder), f"--plots {Path(folder)}", "give a folder", "the plot folder")
     check_writable(out / "tuning.png", "picture", ".png")
     return out
 
@@ -1043,39 +1068,14 @@ def _sweep(args: argparse.Namespace) -> int:
     severities, image, outputs) before the model loads; then one progress bar over every picture,
     each perturbation's netCDF and CSV written as soon as it is done, the figure, and per
     perturbation the flip and half severities and a table of the steps."""
-    from .images import load_image
-
-    plans = _sweep_plans(args)
-    load_image(args.image)  # an image that cannot be read fails here, before anything is written
-    new_folders = _missing_folders(Path(args.output))
-    targets = _sweep_targets(args.image, args.output, [name for name, _, _ in plans])
-    try:
-        return _run_sweeps(args, plans, targets)
-    except BaseException:
-        # A run refused or stopped before its first file leaves no empty folder of its own behind.
-        for folder in new_folders:
-            try:
-                folder.rmdir()  # only when empty
-            except OSError:
-                break
-        raise
-
-
-def _missing_folders(folder: Path) -> list[Path]:
-    """``folder`` and those of its parents that do not exist yet, deepest first."""
-    missing = []
-    while not folder.exists() and folder != folder.parent:
-        missing.append(folder)
-        folder = folder.parent
-    return missing
-
-
-def _run_sweeps(args: argparse.Namespace, plans: list, targets: dict[str, Any]) -> int:
-    """The sweeps of :func:`_sweep` once everything given is checked: model, runs, files, summary."""
     from .evidence import resolve_target
+    from .images import load_image
     from .sweep import sweep
     from .sweep_plot import sweep_figure
 
+    plans = _sweep_plans(args)
+    load_image(args.image)  # an image that cannot be read fails here, before anything is written
+    targets = _sweep_targets(args.image, args.output, [name for name, _, _ in plans])
     model = _load(args)
     if args.target is not None and model.categories:  # the engine would resolve it only after the run
         resolve_target(args.target, model.categories, 0)
@@ -1184,14 +1184,7 @@ def _sweep_options(args: argparse.Namespace) -> dict[str, Any]:
 def _sweep_targets(image: str, output: str, names: list[str]) -> dict[str, Any]:
     """The output folder (created if missing) and every file the sweep writes, checked writable
     before computing: {name: (netCDF, CSV)} and "figure"."""
-    out = Path(output)
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"output {out} is {describe_file_type(os.stat(out).st_mode)}, not a folder: give a folder "
-                          "for the sweep's files")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create output folder {out}: {os_error_advice(exc)}") from None
+    out = _output_folder(Path(output), f"output {Path(output)}", "give a folder for the sweep's files", "output folder")
     stem = Path(image).stem
     targets: dict[str, Any] = {}
     for name in names:

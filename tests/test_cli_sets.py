@@ -206,3 +206,12 @@ def test_a_listed_image_that_is_gone_is_reported_and_the_rest_written(image_set,
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["cat.nc", "coffee.nc"]
     assert f"wrote 2 of 3 volumes to {tmp_path / 'out'}" in result.stdout and "failed 1: gone.jpg" in result.stdout
     assert "2 images, 2 with a known class" in result.stdout
+
+
+def test_an_export_refused_once_the_model_is_loaded_leaves_no_folder_behind(image_set, tmp_path, cnnvis):
+    result = cnnvis("export", str(image_set), "-o", str(tmp_path / "new" / "out"), *FAST, "--layers", "input",
+                    "--top-k", "16")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert error_lines(result) == ["cnnvis: error: top_k 16 is more than the 3 channels of the widest chosen layer "
+                                   "(input): use a top_k of at most 3 (--top-k 3), or choose wider layers"]
+    assert not (tmp_path / "new").exists()

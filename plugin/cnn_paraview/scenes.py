@@ -190,6 +190,16 @@ def _legend(lut, view, title: str, location: str = "Lower Center", horizontal: b
     bar.Visibility = 1
 
 
+def _named_views(names: tuple[str, ...], kinds: tuple[str, ...]) -> dict:
+    """A new view of each kind, registered under its name (state files and GetViews keep it)."""
+    from paraview import simple
+
+    views = {name: simple.CreateView(kind) for name, kind in zip(names, kinds)}
+    for name, view in views.items():
+        simple.RenameView(name, view)
+    return views
+
+
 def _level_spacing(normalize, levels: int) -> float:
     bounds = normalize.GetDataInformation().GetBounds()
     return (bounds[5] - bounds[4]) / max(levels - 1, 1)
@@ -318,10 +328,7 @@ def show_channel_statistics(images, model: str = "resnet50", weights: str = "def
     simple.GetAnimationScene().UpdateAnimationUsingDataTimeSteps()
 
     layout = layout or simple.CreateLayout("CNN Channel Statistics")
-    views = {name: simple.CreateView(kind) for name, kind in zip(
-        STUDY_VIEWS, ("RenderView", "RenderView", "SpreadSheetView", "XYBarChartView"))}
-    for name, view in views.items():
-        simple.RenameView(name, view)
+    views = _named_views(STUDY_VIEWS, ("RenderView", "RenderView", "SpreadSheetView", "XYBarChartView"))
     left, right = 1, 2
     layout.SplitHorizontal(0, 0.5)
     layout.SplitVertical(left, 0.55)
@@ -462,10 +469,7 @@ def show_sweep(image: str, perturbation: str = "blur", model: str = "resnet50", 
     # The animation scene and the Time slider step through the severities.
     simple.GetAnimationScene().UpdateAnimationUsingDataTimeSteps()
     layout = layout or simple.CreateLayout("CNN Perturbation Sweep")
-    views = {name: simple.CreateView(kind) for name, kind in zip(
-        SWEEP_VIEWS, ("RenderView", "XYChartView", "XYChartView", "RenderView"))}
-    for name, view in views.items():
-        simple.RenameView(name, view)
+    views = _named_views(SWEEP_VIEWS, ("RenderView", "XYChartView", "XYChartView", "RenderView"))
     layout.SplitVertical(0, SWEEP_TOP)  # cell 1 on top, 2 below
     layout.SplitHorizontal(2, 1 / 3)  # cells 5 and 6
     layout.SplitHorizontal(6, 0.5)  # cells 13 and 14
